@@ -1,0 +1,41 @@
+# The two commands of README.md. Both build .venv/ on first use (tools/setup_env.py reads pyproject.toml).
+SHELL := /bin/bash
+PY := .venv/bin/python
+# Offline, CPU-friendly defaults for everything the kit starts.
+export RAY_USAGE_STATS_ENABLED := 0
+export RAY_AUTH_MODE := disabled
+export MPLBACKEND := Agg
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export DS_BUILD_OPS := 0
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/outputs/cache/torch_extensions
+export VLLM_CPU_KVCACHE_SPACE ?= 2
+export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
+export PIP_NO_WARN_SCRIPT_LOCATION := 1
+
+# papermill parameters for `make train`, e.g. make train ARGS="-p steps 5 -p sampling uniform"
+ARGS ?=
+
+.PHONY: setup test test-unit train bench lab mlflow-ui clean-outputs
+setup:
+	@python3 tools/setup_env.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-unit: setup
+	$(PY) -m pytest -q -m "not integration"
+
+train: setup
+	$(PY) -m papermill notebooks/train.ipynb outputs/train.ipynb -k python3 $(ARGS)
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lab: setup
+	.venv/bin/jupyter lab --allow-root --ip 127.0.0.1 --no-browser notebooks/
+
+mlflow-ui: setup
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow ui --host 127.0.0.1 --workers 1 \
+	  --backend-store-uri sqlite:///outputs/mlflow.db --default-artifact-root outputs/mlartifacts
