@@ -29,6 +29,7 @@ test-unit: setup
 
 train: setup
 	$(PY) -m papermill notebooks/train.ipynb outputs/train.ipynb -k python3 $(ARGS)
+	@$(PY) -m acelib.tracking outputs/train.ipynb || echo "(executed notebook not attached to MLflow: dry run?)"
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -2,6 +2,9 @@
 
 The step type follows from the state alone (paper reconstruction §3):
 no code → draft; last run failed or produced no valid submission → debug; valid → improve.
+
+Fields split into what the agent may see (code, plan, output, validity_message, score, memory) and what only the
+reward and the evaluator may read (test_score). `acelib.agent.prompts` renders only the former.
 """
 from __future__ import annotations
 
@@ -19,12 +22,16 @@ class State:
     code: str = ""                  # current solution script ("" for a draft task)
     plan: str = ""                  # the natural-language plan that came with `code`
     output: str = ""                # truncated stdout/stderr of running `code` (what the agent sees)
-    exec_status: str = ""           # sandbox termination reason: ok/error/timeout/memory/killed/infra_error
+    exec_status: str = ""           # sandbox termination reason: ok/error/timeout/memory/killed/infra_error,
+                                    # or "format_error" when the response had no single code block (nothing ran)
     valid: bool = False             # the grader accepted submission.csv
+    validity_message: str = ""      # what the validator told the agent ("Submission is valid." / the reason);
+                                    # like MLE-bench's validate endpoint it never contains a score
     score: float | None = None      # validation score the agent printed (visible to the agent)
     test_score: float | None = None # hidden test score from the grader (reward/eval only, never shown)
     memory: tuple[str, ...] = ()    # short summaries of earlier attempts on this competition
     parent_id: str | None = None
+    origin_step: str = ""           # step type of the action that produced this state ("" for a root)
     depth: int = 0                  # steps from the root draft
     policy_version: int = 0         # learner version that produced `code`
     id: str = ""                    # stable content id, filled by __post_init__

@@ -1,0 +1,7 @@
+"""The asynchronous GRPO trainer: `train(resolve(...))`. See loop.py for the loop, actors.py for the Ray actors."""
+from acelib.trainer.config import ResourcesConfig, TrainConfig, resolve  # noqa: F401
+
+
+def train(cfg, progress: bool = True):
+    from acelib.trainer.loop import train as _train
+    return _train(cfg, progress=progress)

@@ -1,0 +1,54 @@
+"""Seaborn figures of a run: reward / valid rate over steps, buffer growth by step type, LP distribution."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def training_plots(rows: list[dict], out_dir: str | Path, buffer_snapshot: str | None = None) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return paths
+    sns.set_theme(style="whitegrid")
+
+    cols = [c for c in ("reward/mean", "rate/valid_submission", "rate/format_error") if c in df]
+    long = df.melt(id_vars="step", value_vars=cols, var_name="metric", value_name="value")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=long, x="step", y="value", hue="metric", marker="o", ax=ax)
+    ax.set_title("Reward and submission validity per learner step")
+    paths.append(_save(fig, out / "reward_valid.png"))
+
+    btypes = [c for c in df.columns if c.startswith("buffer/size_by_type/")]
+    if btypes:
+        long = df.melt(id_vars="step", value_vars=btypes, var_name="type", value_name="items")
+        long["type"] = long["type"].str.rsplit("/", n=1).str[-1]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        sns.lineplot(data=long, x="step", y="items", hue="type", marker="o", ax=ax)
+        ax.set_title("Evolving Data Buffer: tasks by step type")
+        paths.append(_save(fig, out / "buffer_growth.png"))
+
+    if buffer_snapshot and Path(buffer_snapshot).exists():
+        snap = pd.read_parquet(buffer_snapshot)
+        if "lp" in snap and len(snap):
+            fig, ax = plt.subplots(figsize=(7, 4))
+            hue = "step_type" if "step_type" in snap else None
+            sns.histplot(data=snap, x="lp", hue=hue, bins=30, multiple="stack", ax=ax)
+            ax.set_title("Learnability Potential of buffer tasks (end of run)")
+            paths.append(_save(fig, out / "lp_distribution.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return path

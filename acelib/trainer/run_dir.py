@@ -1,0 +1,106 @@
+"""A run directory: the durable record of one training run, and what `resume` reads.
+
+    <output_dir>/<run_name>/
+      run.json          config, MLflow run id, last completed step, admission state (written atomically)
+      buffer.sqlite     the Evolving Data Buffer + sampler state (SQLite WAL)
+      checkpoints/step-000003/   learner checkpoint (model, optimizer, scheduler, RNG) after step 3
+      metrics.jsonl     one line per completed step (the source for re-logging MLflow after a crash)
+      plots/, buffer_snapshot.parquet, final_model/
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+def atomic_write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)  # rename is atomic: a crash leaves the old or the new file, never half of one
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path).resolve()
+
+    @classmethod
+    def create(cls, output_dir: str | Path, run_name: str) -> "RunDir":
+        base = Path(output_dir).resolve() / run_name
+        path, i = base, 1
+        while path.exists():  # never reuse (and so never overwrite) an existing run's directory
+            i += 1
+            path = base.with_name(f"{base.name}-{i}")
+        path.mkdir(parents=True)
+        (path / "checkpoints").mkdir()
+        return cls(path)
+
+    @classmethod
+    def find(cls, output_dir: str | Path, resume: str) -> "RunDir":
+        """`resume` is a run directory or an MLflow run id of a run under output_dir."""
+        p = Path(resume)
+        if (p / "run.json").exists():
+            return cls(p)
+        root = Path(output_dir)
+        if root.exists():
+            for rj in sorted(root.glob("*/run.json")):
+                if json.loads(rj.read_text()).get("mlflow_run_id") == resume:
+                    return cls(rj.parent)
+        raise FileNotFoundError(f"cannot resume '{resume}': it is neither a run directory (with run.json) nor the MLflow "
+                                f"run id of a run under {root.resolve()}. Pass the run directory printed at the start of the run.")
+
+    # -- files ------------------------------------------------------------------------------------------------
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def buffer_path(self) -> Path:
+        return self.path / "buffer.sqlite"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.path / "checkpoints" / f"step-{step:06d}"
+
+    def read(self) -> dict:
+        return json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
+
+    def write(self, **fields) -> dict:
+        data = {**self.read(), **fields, "updated_at": time.time()}
+        atomic_write_json(self.run_json, data)
+        return data
+
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        """The newest COMPLETE checkpoint (a `done` marker is written last)."""
+        done = sorted((self.path / "checkpoints").glob("step-*/done"))
+        if not done:
+            return None
+        d = done[-1].parent
+        return int(d.name.split("-")[1]), d
+
+    def prune_checkpoints(self, keep: int) -> None:
+        complete = sorted((self.path / "checkpoints").glob("step-*/done"))
+        for marker in complete[:-keep] if keep > 0 else []:
+            shutil.rmtree(marker.parent, ignore_errors=True)
+
+    def append_metrics(self, step: int, metrics: dict) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps({"step": step, **metrics}, default=float) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill mid-write: the step it belongs to is redone
+                break
+        return rows

@@ -1,0 +1,130 @@
+"""The kit end to end with the tiny model: real Ray, real sandbox, real DeepSpeed learner, real MLflow."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _two_competitions():
+    from acelib.tasks.suites import SUITES
+    return list(SUITES["train"][:2])
+
+
+def _papermill(nb, out, params: dict, cwd=ROOT, timeout=900):
+    import papermill as pm
+    return pm.execute_notebook(str(ROOT / "notebooks" / nb), str(out), parameters=params, cwd=str(cwd),
+                               kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{d}/mlflow.db", d
+
+
+def test_train_notebook_tiny_end_to_end_logs_to_mlflow(tracking, tmp_path):
+    uri, _ = tracking
+    out = tmp_path / "train.ipynb"
+    _papermill("train.ipynb", out, {"model": "tiny", "competitions": _two_competitions(), "tracking_uri": uri,
+                                    "overrides": {"output_dir": str(tmp_path / "runs")}})
+    last = json.loads((ROOT / "outputs" / "last_run.json").read_text())
+    run_dir = Path(last["run_dir"])
+    assert run_dir.parent == tmp_path / "runs"
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert (run_dir / "final_model" / "config.json").exists()
+    assert (run_dir / "buffer_snapshot.parquet").exists()
+
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(last["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model"] == "tiny"
+    for key in ("reward/mean", "rate/valid_submission", "rate/format_error", "groups/zero_variance_share",
+                "staleness/max", "rollout/tokens_per_s", "sandbox/latency_s", "time/learner_s", "learner/loss"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
+    assert any(k.startswith("buffer/") for k in run.data.metrics)
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"plots", "buffer", "run"} <= arts
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {"plots/reward_valid.png"}
+
+
+def test_dry_run_ace30b_passes_on_cpu_and_real_run_fails_fast(tmp_path):
+    from acelib.trainer import resolve, train
+    plan = train(resolve("ace30b", None, {"dry_run": True}))
+    assert plan["ok"] and plan["plan"]["total_gpus"] > 0 and plan["plan"]["steps"] == 400
+    t0 = time.time()
+    with pytest.raises(Exception, match="GPU"):
+        train(resolve("ace30b", None, {"output_dir": str(tmp_path)}))
+    assert time.time() - t0 < 30
+    assert not any(tmp_path.iterdir())  # failed before creating anything
+
+
+RESUME_SCRIPT = """
+import sys
+from acelib.trainer import resolve, train
+cfg = resolve("tiny", None, dict(competitions={comps!r}, steps=4, tracking_uri={uri!r}, output_dir={out!r},
+                                 run_name="resume-test", resume=sys.argv[1] if len(sys.argv) > 1 else ""))
+res = train(cfg, progress=False)
+print("DONE", res.steps_done, res.mlflow_run_id)
+"""
+
+
+def test_resume_after_sigkill_is_continuous(tracking, tmp_path):
+    uri, _ = tracking
+    out = tmp_path / "runs"
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT.format(comps=_two_competitions(), uri=uri, out=str(out)))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, start_new_session=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run_json = out / "resume-test" / "run.json"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if run_json.exists() and json.loads(run_json.read_text()).get("step", 0) >= 2:
+            break
+        assert p.poll() is None, p.stdout.read()
+        time.sleep(0.5)
+    else:
+        pytest.fail("the run did not reach step 2")
+    os.killpg(p.pid, signal.SIGKILL)  # the driver and everything it started (Ray workers, sandboxes)
+    p.wait()
+    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
+    before = json.loads(run_json.read_text())
+    r = subprocess.run([sys.executable, str(script), str(out / "resume-test")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    done = [line for line in r.stdout.splitlines() if line.startswith("DONE")][-1].split()
+    assert done[1] == "4" and done[2] == before["mlflow_run_id"]       # same MLflow run continues
+    rows = [json.loads(line) for line in (out / "resume-test" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]                  # no step lost or repeated
+    from mlflow.tracking import MlflowClient
+    hist = MlflowClient(tracking_uri=uri).get_metric_history(before["mlflow_run_id"], "train/step")
+    assert sorted(m.step for m in hist) == [1, 2, 3, 4]
+    assert (out / "resume-test" / "buffer.sqlite").exists()
+
+
+def test_eval_ablations_analysis_notebooks_run_tiny(tracking, tmp_path):
+    uri, _ = tracking
+    from acelib.tasks.suites import SUITES
+    lite = list(SUITES["lite-mini"][:1])
+    _papermill("eval.ipynb", tmp_path / "eval.ipynb", {"model": "tiny", "competitions": lite, "steps": 1,
+                                                       "backend": "hf", "max_new_tokens": 32, "tracking_uri": uri})
+    _papermill("ablations.ipynb", tmp_path / "ablations.ipynb",
+               {"model": "tiny", "steps": 1, "competitions": _two_competitions(), "tracking_uri": uri,
+                "overrides": {"output_dir": str(tmp_path / "runs")}})
+    _papermill("analysis.ipynb", tmp_path / "analysis.ipynb", {"tracking_uri": uri})
+    from acelib import tracking as tr
+    runs = tr.search_runs(uri, "acelib")
+    parents = runs[runs["tags.acelib.kind"] == "ablation-parent"]
+    assert len(parents) == 1
+    children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
+    assert sorted(children["tags.acelib.sampling"]) == ["lp", "no_buffer", "uniform"]
