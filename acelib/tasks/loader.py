@@ -111,12 +111,11 @@ def list_competitions() -> list[dict[str, Any]]:
         cache = Path(suites.cache_dir())
         for suite, ids in suites.SUITES.items():
             for cid in ids:
-                root = cache / cid
-                meta = root / COMPETITION_JSON
-                comp = _from_dir(root) if meta.is_file() else None
-                rows.append({"id": cid, "suite": suite, "metric": comp.metric if comp else None,
-                             "is_lower_better": comp.is_lower_better if comp else None,
-                             "available": comp is not None, "path": str(root)})
+                root = cache / "suites" / suite / cid  # the layout prepare_competition writes
+                spec = suites.SPECS[cid]
+                rows.append({"id": cid, "suite": suite, "metric": spec.metric,
+                             "is_lower_better": spec.is_lower_better,
+                             "available": (root / COMPETITION_JSON).is_file(), "path": str(root)})
     data = mlebench_data_dir()
     for cid in lite.LITE_IDS:
         spec = lite.LITE[cid]

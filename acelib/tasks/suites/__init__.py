@@ -11,6 +11,7 @@ See docs/suites.md for the competitions, the leaderboard ladder and how to add o
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,6 @@ from acelib.tasks.suites.ladder import leaderboard
 
 BUILD_JSON = "build.json"        # builder version stamp; written last, so its presence means "complete"
 SOLUTION_FILE = "reference_solution.py"
-SOLUTIONS_DIR = Path(__file__).parent / "solutions"
 
 SPECS: dict[str, Spec] = {}
 for _module in (tabular, text, images, audio):
@@ -59,7 +59,8 @@ def get_spec(comp_id: str) -> Spec:
 def reference_solution(comp_id: str) -> str:
     """The reference solution's code (reads ./input/, writes ./submission/submission.csv)."""
     get_spec(comp_id)
-    return (SOLUTIONS_DIR / f"{comp_id.replace('-', '_')}.py").read_text()
+    from acelib.tasks.suites.solutions import solution_path
+    return solution_path(comp_id).read_text()
 
 
 def _competition(spec: Spec, root: Path) -> Competition:
@@ -72,12 +73,24 @@ def _competition(spec: Spec, root: Path) -> Competition:
 
 
 def _stamp(spec: Spec) -> dict:
-    return {"id": spec.id, "builder_version": spec.version, "suites_version": SUITES_VERSION}
+    return {"id": spec.id, "builder_version": spec.version, "suites_version": SUITES_VERSION,
+            "reference_solution_sha256": hashlib.sha256(reference_solution(spec.id).encode()).hexdigest()}
+
+
+def _read_stamp(root: Path) -> dict | None:
+    stamp = root / BUILD_JSON
+    return json.loads(stamp.read_text()) if stamp.is_file() else None
 
 
 def is_prepared(spec: Spec, root: Path) -> bool:
-    stamp = root / BUILD_JSON
-    return stamp.is_file() and json.loads(stamp.read_text()) == _stamp(spec)
+    return _read_stamp(root) == _stamp(spec)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write via a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def build_into(spec: Spec, root: Path) -> Competition:
@@ -111,7 +124,14 @@ def prepare_competition(comp_id: str, cache_dir: Path | str | None = None, force
     spec = get_spec(comp_id)
     base = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     root = base / "suites" / spec.suite / spec.id
-    if not force and is_prepared(spec, root):
+    stamp, want = _read_stamp(root), _stamp(spec)
+    if not force and stamp == want:
+        return _competition(spec, root)
+    if not force and stamp is not None and {**stamp, "reference_solution_sha256": None} == \
+            {**want, "reference_solution_sha256": None}:
+        # Only the reference solution changed: the data and leaderboard are still valid.
+        _replace_file(root / SOLUTION_FILE, reference_solution(spec.id).encode())
+        _replace_file(root / BUILD_JSON, (json.dumps(want, sort_keys=True) + "\n").encode())
         return _competition(spec, root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.id}.", dir=root.parent))

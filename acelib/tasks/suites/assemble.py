@@ -60,8 +60,8 @@ def assemble(spec: Spec, df: pd.DataFrame, *, features: list[str], columns_doc: 
         missing = set(lab.unique()) - set(classes)
         if missing:
             raise ValueError(f"{spec.id}: labels {sorted(missing)} are not among the classes {classes}")
-        y_all = np.searchsorted(np.array(classes, dtype=object), lab.to_numpy(dtype=object)) \
-            if all(isinstance(c, str) for c in classes) else np.array([classes.index(v) for v in lab])
+        index = {c: k for k, c in enumerate(classes)}
+        y_all = np.array([index[v] for v in lab])
     elif task == "binary":
         y_all = df[targets[0]].to_numpy().astype(int)
         classes = (0, 1)
@@ -92,7 +92,10 @@ def assemble(spec: Spec, df: pd.DataFrame, *, features: list[str], columns_doc: 
     else:
         sample = ids.assign(**{c: float(np.round(dtr[c].median(), 2)) for c in targets})
 
-    X, Xt = (featurize or onehot_features)(dtr[features], dte[features])
+    if featurize is None:
+        X, Xt = onehot_features(dtr[features], dte[features])
+    else:  # custom featurizers also get the id column (image and audio files are keyed by id)
+        X, Xt = featurize(dtr[[id_col] + features], dte[[id_col] + features])
     y = y_all[tr]
     if metric in LOG_TARGET_METRICS:  # model log1p(target) so squared error matches the metric
         y = np.log1p(y)

@@ -41,6 +41,7 @@ class Spec:
     build: Callable[["Spec"], "Built"]
     overview: str                      # the Kaggle "Overview" paragraph
     namesake: str | None = None
+    label: str | None = None           # train.csv class column when the submission has one column per class
     rules: dict[str, Any] = dataclasses.field(default_factory=dict)
     version: int = 1                   # bump when this builder's output changes
 
@@ -97,9 +98,9 @@ METRIC_TEXT = {
                  r"with $p_i$ clipped to $[10^{-15}, 1-10^{-15}]$",
                  "the predicted probability of the positive class"),
     "multiclass_log_loss": ("multi-class log loss",
-                            r"$-\frac{1}{N}\sum_i\sum_j y_{ij}\log p_{ij}$; each row of probabilities is "
-                            r"divided by its sum and clipped to $[10^{-15}, 1-10^{-15}]$",
-                            "one probability column per class"),
+                            r"$-\frac{1}{N}\sum_i\sum_j y_{ij}\log p_{ij}$, with $y_{ij} = 1$ for the true class "
+                            r"and probabilities clipped away from 0 and 1",
+                            "one probability column per class; each row should sum to 1"),
     "rmse": ("root mean squared error", r"$\sqrt{\frac{1}{N}\sum_i (\hat y_i - y_i)^2}$", "the predicted value"),
     "rmsle": ("root mean squared logarithmic error",
               r"$\sqrt{\frac{1}{N}\sum_i (\log(1+\hat y_i) - \log(1+y_i))^2}$ (predictions must be $\ge 0$)",

