@@ -219,9 +219,13 @@ class Learner:
 
     # ------------------------------------------------------------------ training
     def _sequences(self, groups: list[RolloutGroup]) -> tuple[list[dict], dict[str, float]]:
-        """Flatten groups, compute advantages, drop masked and filtered samples."""
+        """Flatten groups, compute advantages, drop masked, filtered and empty samples.
+
+        An empty completion (not masked) still counts in its group's mean/std, since its reward is a real outcome of
+        the policy; it only has no token to train on.
+        """
         flat = [{"prompt": list(g.prompt_ids), "tokens": list(s.token_ids), "behaviour": list(s.logprobs),
-                 "reward": float(r), "group": gi, "valid": not m and len(s.token_ids) > 0,
+                 "reward": float(r), "group": gi, "valid": not m,
                  "version": int(s.policy_version)}
                 for gi, g in enumerate(groups) for s, r, m in zip(g.samples, g.rewards, g.masked)]
         adv, keep = grpo.group_advantages(torch.tensor([f["reward"] for f in flat], dtype=torch.float64),
@@ -229,7 +233,7 @@ class Learner:
                                           torch.tensor([f["valid"] for f in flat]), self.cfg.grpo)
         for f, a in zip(flat, adv.tolist()):
             f["advantage"] = a
-        kept = [f for f, k in zip(flat, keep.tolist()) if k]
+        kept = [f for f, k in zip(flat, keep.tolist()) if k and f["tokens"]]
         valid = [f for f in flat if f["valid"]]
         info = {
             "groups": float(len(groups)),

@@ -48,6 +48,10 @@ class LearnerConfig:
             raise ConfigError("offload_params needs zero_stage=3 (parameters are only partitioned by ZeRO-3)")
         if self.offload_optimizer and self.zero_stage == 0:
             raise ConfigError("offload_optimizer needs zero_stage ≥ 1")
+        if self.offload_optimizer and self.optimizer != "deepspeed_adam":
+            # DeepSpeed refuses a client optimizer under ZeRO-Offload (zero_force_ds_cpu_optimizer): fail here, early.
+            raise ConfigError("offload_optimizer needs optimizer='deepspeed_adam' (DeepSpeedCPUAdam steps the "
+                              "offloaded states; DeepSpeed rejects a client torch AdamW there)")
         if self.lr <= 0 or self.warmup_steps < 0 or self.total_steps < 1:
             raise ConfigError("lr must be > 0, warmup_steps ≥ 0 and total_steps ≥ 1")
 

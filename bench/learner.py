@@ -1,7 +1,9 @@
 """GRPO learner throughput: DeepSpeed engine vs a plain torch AdamW loop, same model, batch and loss (JSON out).
 
 Tokens/s counts prompt + completion tokens through forward + backward + optimizer step (the old-log-prob pass is
-excluded: bypass mode for both). Usage: python bench/learner.py [--model smollm2-135m] [--steps 3] [--stages 0 2]
+excluded: bypass mode for both, π_old := the behaviour log-probs, which are the model's own so ratios start at 1).
+Both sides see the same batch and the same advantages and compute the same loss (check: the first-step losses and
+gradient norms agree). Usage: python bench/learner.py [--model smollm2-135m] [--steps 3] [--stages 0 2]
 """
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import json
 import os
 import platform
 import time
+
+# DeepSpeed logs and prints to stdout; keep stdout for the JSON alone by pointing fd 1 at stderr for the run.
+_json_out = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
 
 os.environ.setdefault("DS_BUILD_OPS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,14 +31,21 @@ from acelib.learner import Learner, LearnerConfig, RolloutGroup, _MicroBatch, re
 from acelib.rollout.base import Sample  # noqa: E402
 
 
-def make_batch(num_seqs: int, prompt_len: int, completion_len: int, vocab: int, seed: int = 0) -> list[RolloutGroup]:
-    """Groups of 2 with rewards 1/0 (every group trains); behaviour log-probs are a constant (bypass mode)."""
+def make_batch(net, num_seqs: int, prompt_len: int, completion_len: int, seed: int = 0) -> list[RolloutGroup]:
+    """Groups of 2 random sequences with rewards 1/0 (every group trains); behaviour log-probs are `net`'s own."""
     g = torch.Generator().manual_seed(seed)
+    vocab = net.config.vocab_size
     groups = []
     for _ in range(num_seqs // 2):
         prompt = torch.randint(10, vocab, (prompt_len,), generator=g).tolist()
-        samples = [Sample(prompt_ids=prompt, token_ids=torch.randint(10, vocab, (completion_len,), generator=g).tolist(),
-                          logprobs=[-10.0] * completion_len, text="", policy_version=0) for _ in range(2)]
+        samples = []
+        for _ in range(2):
+            tokens = torch.randint(10, vocab, (completion_len,), generator=g).tolist()
+            mb = _MicroBatch([{"prompt": prompt, "tokens": tokens}], torch.device("cpu"))
+            with torch.no_grad():
+                logits = net(input_ids=mb.input_ids, logits_to_keep=mb.T + 1).logits[:, :-1]
+            samples.append(Sample(prompt_ids=prompt, token_ids=tokens, text="", policy_version=0,
+                                  logprobs=grpo.token_logprobs(logits, mb.targets)[0].tolist()))
         groups.append(RolloutGroup(prompt_ids=prompt, samples=samples, rewards=[1.0, 0.0]))
     return groups
 
@@ -40,29 +53,31 @@ def make_batch(num_seqs: int, prompt_len: int, completion_len: int, vocab: int, 
 def bench_deepspeed(model: str, batch, steps: int, stage: int, mbs: int) -> dict:
     learner = Learner(LearnerConfig(model=model, lr=1e-6, zero_stage=stage, micro_batch_size=mbs,
                                     grpo=GRPOConfig(old_logprobs="behaviour")))
-    learner.train_step(batch)                                              # warm-up
+    first = learner.train_step(batch)                                      # warm-up
     runs = [learner.train_step(batch) for _ in range(steps)]
     tokens = sum(m["tokens_per_s"] * m["train_s"] for m in runs)
     train_s = sum(m["train_s"] for m in runs)
     learner.close()
     return {"zero_stage": stage, "tokens_per_s": tokens / train_s, "s_per_step": train_s / steps,
-            "loss": runs[-1]["loss"]}
+            "first_step_loss": first["loss"], "first_step_grad_norm": first["grad_norm"]}
 
 
-def bench_plain(model: str, batch, steps: int, mbs: int) -> dict:
+def bench_plain(net, batch, steps: int, mbs: int) -> dict:
     """The same update without DeepSpeed: HF model, torch AdamW, clip_grad_norm_, identical loss code."""
     cfg = GRPOConfig(old_logprobs="behaviour")
-    net = AutoModelForCausalLM.from_pretrained(resolve_model(model), dtype=torch.float32)
-    net.config.use_cache = False
+    net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-6)
-    seqs = []
-    for g in batch:
-        for s, a in zip(g.samples, [0.5, -0.5]):
-            seqs.append({"prompt": g.prompt_ids, "tokens": s.token_ids, "old": s.logprobs, "advantage": a})
+    rewards = torch.tensor([r for g in batch for r in g.rewards], dtype=torch.float64)
+    group_ids = torch.tensor([i for i, g in enumerate(batch) for _ in g.samples])
+    adv, _ = grpo.group_advantages(rewards, group_ids, torch.ones(len(rewards), dtype=torch.bool), cfg)
+    seqs = [{"prompt": g.prompt_ids, "tokens": s.token_ids, "old": s.logprobs}
+            for g in batch for s in g.samples]
+    for s, a in zip(seqs, adv.tolist()):
+        s["advantage"] = a
     num_tokens = sum(len(s["tokens"]) for s in seqs)
 
     def step() -> tuple[int, float]:
-        tokens = 0
+        tokens, total = 0, 0.0
         for i in range(0, len(seqs), mbs):
             mb = _MicroBatch(seqs[i:i + mbs], torch.device("cpu"))
             logits = net(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=mb.position_ids,
@@ -72,17 +87,19 @@ def bench_plain(model: str, batch, steps: int, mbs: int) -> dict:
                                        mb.mask, cfg, num_sequences=len(seqs), num_tokens=num_tokens)
             loss.backward()
             tokens += int(mb.attention_mask.sum())
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            total += loss.item()
+        norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0))
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return tokens, loss.item()
+        return tokens, total, norm
 
-    step()                                                                   # warm-up
+    _, first_loss, first_norm = step()                                       # warm-up
     t0, tokens = time.perf_counter(), 0
     for _ in range(steps):
         tokens += step()[0]
     dt = time.perf_counter() - t0
-    return {"tokens_per_s": tokens / dt, "s_per_step": dt / steps}
+    return {"tokens_per_s": tokens / dt, "s_per_step": dt / steps, "first_step_loss": first_loss,
+            "first_step_grad_norm": first_norm}
 
 
 def main() -> None:
@@ -96,9 +113,12 @@ def main() -> None:
     ap.add_argument("--stages", type=int, nargs="+", default=[0, 2])
     args = ap.parse_args()
     torch.manual_seed(0)
-    vocab = AutoModelForCausalLM.from_pretrained(resolve_model(args.model)).config.vocab_size
-    batch = make_batch(args.seqs, args.prompt_len, args.completion_len, vocab)
-    plain = bench_plain(args.model, batch, args.steps, args.micro_batch)
+    t0 = time.perf_counter()
+    net = AutoModelForCausalLM.from_pretrained(resolve_model(args.model), dtype=torch.float32).eval()
+    net.config.use_cache = False
+    batch = make_batch(net, args.seqs, args.prompt_len, args.completion_len)
+    plain = bench_plain(net, batch, args.steps, args.micro_batch)
+    del net
     ds = [bench_deepspeed(args.model, batch, args.steps, s, args.micro_batch) for s in args.stages]
     print(json.dumps({
         "bench": "learner", "model": args.model, "device": "cpu" if not torch.cuda.is_available() else "cuda",
@@ -109,7 +129,8 @@ def main() -> None:
         "deepspeed": ds,
         "deepspeed_over_plain_time_ratio": {f"zero{d['zero_stage']}": d["s_per_step"] / plain["s_per_step"]
                                             for d in ds},
-    }, indent=2))
+        "wall_s": time.perf_counter() - t0,
+    }, indent=2), file=_json_out, flush=True)
 
 
 if __name__ == "__main__":

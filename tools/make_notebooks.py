@@ -51,15 +51,15 @@ sampling**, rollout workers and learner running asynchronously on Ray. Metrics, 
         params("""
 model = "cpu"            # preset name (params/<model>.yaml) or a model name from acelib.models
 params_file = ""         # a YAML preset path; replaces the preset chosen by `model`
-steps = None             # learner steps (None = the preset's)
+steps = None             # learner steps (None: the preset's)
 seed = None
 sampling = None          # "lp" | "uniform" | "no_buffer"
 mode = None              # "async" | "sync"
-competitions = None      # list of training competition ids (None = the preset's)
+competitions = None      # list of training competition ids (None: the preset's)
 resume = ""              # a run directory or MLflow run id to continue
 dry_run = False          # validate the configuration and print the resource plan only
-tracking_uri = None      # MLflow; None = sqlite:///outputs/mlflow.db
-overrides = {}           # any other TrainConfig field, dotted for components: {"learner.lr": 1e-5}
+tracking_uri = None      # MLflow store; None: sqlite:///outputs/mlflow.db
+overrides = {}           # any other TrainConfig field, dotted for components, e.g. {"learner.lr": 1e-5}
 """),
         code(SETUP),
         code("""
@@ -100,9 +100,9 @@ a trained checkpoint (`final_model` of a run).
 """),
         params("""
 model = "smollm2-135m"   # base model (acelib.models name)
-checkpoint = ""          # a trained policy directory (a run's final_model); "" = evaluate the base model only
+checkpoint = ""          # a trained policy directory (a run's final_model); empty: evaluate the base model only
 suite = "lite-mini"
-competitions = None      # subset of ids (None = whole suite)
+competitions = None      # subset of ids (None: the whole suite)
 steps = 4                # agent steps per competition
 seeds = [0]
 backend = "auto"
@@ -123,7 +123,7 @@ display(table)
 """),
         code("""
 import seaborn as sns, matplotlib.pyplot as plt
-cols = [c for c in table.columns if c.endswith("_rate/mean") or c.endswith("human_rank/mean")]
+cols = [c for c in table.columns if c.endswith("_mean") and not c.startswith(("steps", "oracle"))]
 long = table[cols].reset_index().melt(id_vars="model", var_name="metric", value_name="value")
 ax = sns.barplot(data=long, x="metric", y="value", hue="model"); ax.tick_params(axis="x", rotation=45)
 plt.tight_layout(); plt.show()

@@ -7,7 +7,8 @@ reward cannot be gamed and two identical responses always get the same reward.
 
 Rules (`parse_response`):
 - `<think>…</think>` reasoning (Qwen3 / DeepSeek style) is removed first; code drafted while thinking is not the
-  answer. An unclosed `<think>` means the answer never started → format error.
+  answer. A `</think>` without its opener (chat templates that put `<think>` into the prompt) ends the reasoning:
+  everything up to it is dropped. An unclosed `<think>` means the answer never started → format error.
 - A fence is a line of 3+ backticks (up to 3 spaces indent) with an optional info string; the block ends at the
   next line of at least as many backticks with nothing else on it (CommonMark).
 - Exactly one block is allowed. Its tag must be empty, `python`, `py` or `python3` (any case). Zero blocks,
@@ -27,8 +28,11 @@ PYTHON_TAGS = frozenset({"", "python", "py", "python3"})
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _OPEN = re.compile(r"^ {0,3}(`{3,})\s*([^`\s]*)[^`]*$")
+# nan/inf are score lines too (Python and numpy print them so): a run whose last score is nan has no score,
+# it must not fall back to an earlier finite line.
 _SCORE = re.compile(
-    r"^[ \t]*VALIDATION_SCORE:[ \t]*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)[ \t]*$", re.MULTILINE)
+    r"^[ \t]*VALIDATION_SCORE:[ \t]*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?i:nan|inf(?:inity)?))"
+    r"[ \t]*$", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +80,11 @@ def _fenced_blocks(text: str) -> tuple[list[tuple[int, str, str]], bool]:
 
 def parse_response(text: str) -> ParsedAction:
     """Split a response into (plan, code); a response that breaks the format gets `error` and no code."""
-    if "<think>" in text and "</think>" not in text:
-        return ParsedAction(plan="", code=None, error="the response ended inside <think>…</think> (no answer)")
     text = _THINK.sub("", text)
+    if "<think>" in text:
+        return ParsedAction(plan="", code=None, error="the response ended inside <think>…</think> (no answer)")
+    if "</think>" in text:  # the opener was part of the prompt
+        text = text[text.rindex("</think>") + len("</think>"):]
     blocks, unterminated = _fenced_blocks(text)
     plan = text[: blocks[0][0]].strip() if blocks else ""
     if unterminated:

@@ -197,7 +197,9 @@ class EvolvingBuffer:
             if s.competition_id not in known:
                 raise ValueError(f"seed state for competition {s.competition_id!r} that has no root; "
                                  f"add it to competition_ids")
-        return self._insert(list(roots) + list(seed_states), is_root=True, policy_version=0, check_filters=False)
+        # already present (a resume): skipped silently, so counters stay those of the checkpoint
+        new = [s for s in list(roots) + list(seed_states) if s.id not in self.id_to_row and s.id not in self.tombstones]
+        return self._insert(new, is_root=True, policy_version=0, check_filters=False)
 
     def add_children(self, parent_id: str, states: Sequence[State], policy_version: int) -> list[str]:
         """Insert the child states of executed steps of task `parent_id`; returns the ids actually inserted.
@@ -231,6 +233,8 @@ class EvolvingBuffer:
         cfg, cnt = self.config, self.counters
         rows, new_ids, touched = [], [], set()
         now = time.time()
+        # a new item is as "fresh" as the most recent sample: it gets the prior, not a staleness jackpot
+        fresh = self.sampler.counter if self.sampler is not None else 0.0
         for s in states:
             sid = s.id
             if sid in self.id_to_row or sid in self.tombstones:
@@ -257,7 +261,7 @@ class EvolvingBuffer:
             self._pending_states[sid] = s
             self._pending_inserts.append((
                 sid, r, s.competition_id, s.step_type, int(is_root), s.parent_id, s.depth, policy_version,
-                self.seq, now, int(s.valid), _f(s.score), _state_to_json(s)))
+                self.seq, now, int(s.valid), _f(s.score), _state_to_json(s), fresh))
             self.comp[r], self.step[r], self.depth[r] = c, _STEP_CODE[s.step_type], s.depth
             self.valid[r], self.score[r] = s.valid, (math.nan if s.score is None else s.score)
             self.created_seq[r], self.created_at[r] = self.seq, now
@@ -268,8 +272,7 @@ class EvolvingBuffer:
         self.active[ra], self.is_root[ra], self.version[ra] = True, is_root, policy_version
         for name in _STAT_COLS + ("in_flight",):
             self.__dict__[name][ra] = _ARRAYS[name][1]
-        # a new item is as "fresh" as the most recent sample: it gets the prior, not a staleness jackpot
-        self.last_sampled[ra] = self.sampler.counter if self.sampler is not None else 0.0
+        self.last_sampled[ra] = fresh
         self.n_active += len(rows)
         cnt["inserted"] += len(rows)
         if self.sampler is not None:
@@ -335,17 +338,17 @@ class EvolvingBuffer:
         return tuple(int(self.__dict__[c][r]) if c.startswith("n_") else _f(float(self.__dict__[c][r]))
                      for c in _STAT_COLS)
 
-    def checkpoint(self, copy_to: str | Path | None = None) -> Path | None:
+    def checkpoint(self) -> None:
         """Commit everything since the last checkpoint (inserts, evictions, statistics, sampler state) in one
-        transaction. With `copy_to`, also write a consistent copy of the database there (SQLite backup API)
-        and return its path."""
+        transaction: after a crash, reopening the file gives exactly this point."""
         if self.sampler is not None:
             self.sampler._rebuild()  # drops float drift of incremental sums: the live state equals a reload's
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         db.executemany(
             "INSERT INTO items (id,row,competition_id,step_type,is_root,parent_id,depth,policy_version,created_seq,"
-            "created_at,valid,score,active,state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)", self._pending_inserts)
+            "created_at,valid,score,active,state,last_sampled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?,?)",
+            self._pending_inserts)
         dirty = sorted(r for r in self._dirty if self.active[r])
         if dirty:
             ra = np.asarray(dirty)
@@ -366,13 +369,18 @@ class EvolvingBuffer:
         self._pending_evictions.clear()
         self._pending_states.clear()
         self._dirty.clear()
-        if copy_to is None:
-            return None
+    def backup(self, copy_to: str | Path) -> Path:
+        """Checkpoint, then write a consistent copy of the database to `copy_to` (SQLite online backup API: a
+        single self-contained file, no -wal/-shm) and return its path. The trainer calls it at every learner
+        checkpoint; resuming from the copy gives the buffer and sampler exactly as of that step."""
+        self.checkpoint()
         copy_to = Path(copy_to)
         copy_to.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(str(copy_to)) as dst:
-            db.backup(dst)
-        dst.close()
+        dst = sqlite3.connect(str(copy_to))
+        try:
+            self._db.backup(dst)
+        finally:
+            dst.close()
         return copy_to
 
     def close(self) -> None:
@@ -473,25 +481,25 @@ class EvolvingBuffer:
             raise ValueError(f"export path must end in .parquet or .csv, got {path.name!r}")
         return path
 
-    def stats(self) -> dict[str, float]:
-        """Flat metrics for logging (`buffer/...`): sizes, LP quantiles, shares, insertion counters."""
+    def stats(self) -> dict:
+        """Metrics for logging (the trainer prefixes `buffer/`): sizes, size by step type (one nested dict),
+        LP quantiles, visit shares and the insertion/eviction counters."""
         rows = np.flatnonzero(self.active)
-        out: dict[str, float] = {"buffer/size": float(len(rows)), "buffer/competitions": float(len(self.comps)),
-                                 "buffer/roots": float(self.is_root[rows].sum()),
-                                 "buffer/in_flight": float(self.in_flight[rows].sum())}
+        out: dict = {"size": float(len(rows)), "competitions": float(len(self.comps)),
+                     "roots": float(self.is_root[rows].sum()), "in_flight": float(self.in_flight[rows].sum())}
         steps = np.bincount(self.step[rows], minlength=len(STEP_TYPES))
-        out.update({f"buffer/size_{s}": float(n) for s, n in zip(STEP_TYPES, steps)})
-        out["buffer/groups_on_active_items"] = float(self.n_groups[rows].sum())
+        out["size_by_type"] = {s: float(n) for s, n in zip(STEP_TYPES, steps)}
+        out["groups_on_active_items"] = float(self.n_groups[rows].sum())
         visited = self.n_groups[rows] > 0
         lp = self._lp_values(rows)
         if len(rows):
-            out["buffer/unvisited_share"] = float(1 - visited.mean())
+            out["unvisited_share"] = float(1 - visited.mean())
             q = np.quantile(lp, [0.1, 0.5, 0.9])
-            out.update({"buffer/lp_p10": float(q[0]), "buffer/lp_p50": float(q[1]), "buffer/lp_p90": float(q[2]),
-                        "buffer/lp_mean": float(lp.mean()), "buffer/lp_max": float(lp.max()),
-                        "buffer/depth_max": float(self.depth[rows].max())})
+            out.update({"lp_p10": float(q[0]), "lp_p50": float(q[1]), "lp_p90": float(q[2]),
+                        "lp_mean": float(lp.mean()), "lp_max": float(lp.max()),
+                        "depth_max": float(self.depth[rows].max())})
         if visited.any():
             # items whose latest group had all-equal rewards: GRPO got no gradient from them
-            out["buffer/zero_spread_share"] = float((self.last_spread[rows][visited] == 0).mean())
-        out.update({f"buffer/{k}": float(v) for k, v in self.counters.items()})
+            out["zero_spread_share"] = float((self.last_spread[rows][visited] == 0).mean())
+        out.update({k: float(v) for k, v in self.counters.items()})
         return out

@@ -14,8 +14,9 @@ STEP_TYPES = ("draft", "debug", "improve")
 @dataclasses.dataclass
 class BufferConfig:
     mode: Mode = option(
-        "lp", "curriculum ablation: 'lp' = evolving buffer + learnability sampling; 'uniform' = evolving buffer, "
-        "uniform sampling; 'no_buffer' = roots only (add_children inserts nothing), learnability sampling",
+        "lp", "curriculum ablation, the single switch for buffer AND sampler (the sampler reads it from its buffer): "
+        "'lp' = evolving buffer + learnability sampling; 'uniform' = evolving buffer, uniform sampling; "
+        "'no_buffer' = roots only (add_children inserts nothing), learnability sampling",
         choices=("lp", "uniform", "no_buffer"))
     max_items: int = option(200_000, "cap on active items in total; inserting past it evicts (roots and in-flight "
                                      "items never)")
@@ -48,16 +49,19 @@ class BufferConfig:
 
 @dataclasses.dataclass
 class SamplerConfig:
-    prior_lp: float = option(0.15, "learnability of an item with no evidence (never sampled, or evidence fully "
-                                   "decayed); in reward-variance units, p(1-p) <= 0.25 for 0/1 rewards. Optimistic "
-                                   "enough that new traces get tried")
+    prior_lp: float = option(0.10, "learnability of an item with no evidence (never sampled, or evidence fully "
+                                   "decayed); in reward-variance units, p(1-p) <= 0.25 for 0/1 rewards (0.1 ≈ a task "
+                                   "solved 1 time in 9). Optimistic enough that new traces get tried, low enough that "
+                                   "a buffer spawning children every step does not spend its batches on them")
     prior_strength: float = option(2.0, "pseudo-samples of the prior: LP = (n0·prior + n·spread)/(n0 + n), so one "
                                         "group of G=8 moves LP 80% of the way to its spread")
-    decay: float = option(0.95, "per policy version: old evidence keeps weight decay^Δversion (Δ measured from "
-                                "the version at which each rollout STARTED); 1 = never forget")
+    decay: float = option(0.99, "per policy version: old evidence keeps weight decay^Δversion (Δ measured from "
+                                "the version at which each rollout STARTED); 1 = never forget. The half-life "
+                                "(69 versions at 0.99) must exceed the typical revisit interval of an item, or LP "
+                                "falls back to the prior between visits and sampling becomes uniform")
     reward_scale: float = option(1.0, "rewards are divided by this before computing spread (so LP is scale-free "
                                       "across reward designs)")
-    power: float = option(2.0, "sampling weight = LP^power: >1 sharpens toward the frontier (like a softmax "
+    power: float = option(4.0, "sampling weight = LP^power: >1 sharpens toward the frontier (like a softmax "
                                "temperature), 1 = proportional to learnability")
     uniform_share: float = option(0.05, "probability mass spread uniformly over available items (exploration)")
     staleness_share: float = option(0.10, "probability mass ∝ samples drawn since the item was last sampled "

@@ -161,8 +161,11 @@ class LearnabilitySampler:
 
     def _mass(self, a, au, ac, coef) -> np.ndarray:
         c_lp, c_u, c_s, g = coef
-        m = c_lp * (self.w0 * a + g * au) + c_u * a + c_s * (self.counter * a - ac)
-        return np.maximum(m, 0.0)
+        # = c_lp·(w0 a + g a u) + c_u·a + c_s·(c a − a C), with the scalars folded (hot path)
+        m = (c_lp * self.w0 + c_u + c_s * self.counter) * a
+        m += (c_lp * g) * au
+        m -= c_s * ac
+        return np.maximum(m, 0.0, out=m)
 
     def probabilities_rows(self, rows: np.ndarray) -> np.ndarray:
         """Single-draw probability of `rows` (sorted active rows) from the exact formula (no per-batch cap).
@@ -188,9 +191,9 @@ class LearnabilitySampler:
 
     # ---------------------------------------------------------------- the trainer's API
     def sample(self, k: int, policy_version: int) -> list[Task]:
-        """Draw up to k distinct tasks (fewer only if in_flight_penalty=0 leaves fewer available) and mark them
-        in flight. Each competition gets at most cap = max(ceil(k·max_competition_share), ceil(k/#competitions
-        with mass)) of them."""
+        """Draw up to k distinct tasks and mark them in flight. Each competition gets at most
+        cap = max(ceil(k·max_competition_share), ceil(k/#competitions with mass)) of them, so fewer than k come
+        back when the caps or the number of available items do not allow k (the caller asks again later)."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         b = self.buf
@@ -207,6 +210,7 @@ class LearnabilitySampler:
         n_comp = len(b.comps)
         counts = np.zeros(n_comp, dtype=np.int64)
         picked: list[int] = []
+        seen: set[int] = set()
         cap = None
         offs = np.arange(BLOCK)
         for _ in range(4 * k + 16):
@@ -221,10 +225,12 @@ class LearnabilitySampler:
                 if n_pos == 0:
                     break
                 cap = max(math.ceil(k * self.config.max_competition_share), math.ceil(k / n_pos))
-            mc[counts >= cap] = 0.0
+            # full: at the cap, or every item of the competition already drawn in this call (tasks are distinct)
+            mc[(counts >= cap) | (counts >= np.asarray(b.comp_count))] = 0.0
             if mc.sum() <= 0:
                 break
-            comps = self.rng.choice(n_comp, size=need, p=mc / mc.sum())
+            cmc = np.cumsum(mc)
+            comps = np.minimum(np.searchsorted(cmc, self.rng.random(need) * cmc[-1], "right"), n_comp - 1)
             keep = np.zeros(need, dtype=bool)
             room = cap - counts
             for i, c in enumerate(comps.tolist()):  # first come first served within the cap
@@ -241,7 +247,10 @@ class LearnabilitySampler:
             blocks = order[j]
             # block → item
             R = blocks[:, None] * BLOCK + offs  # [n, BLOCK]
-            mi = self._mass(self.a[R], self.a[R] * self.u[R], self.ac[R], coef)
+            nb = b.n_blocks
+            a_blk = self.a[: nb * BLOCK].reshape(nb, BLOCK)[blocks]  # row gathers: cheaper than R fancy-indexing
+            mi = self._mass(a_blk, a_blk * self.u[: nb * BLOCK].reshape(nb, BLOCK)[blocks],
+                            self.ac[: nb * BLOCK].reshape(nb, BLOCK)[blocks], coef)
             cs = np.cumsum(mi, axis=1)
             tot = cs[:, -1]
             x = self.rng.random(len(comps)) * tot
@@ -249,9 +258,8 @@ class LearnabilitySampler:
             ok = (tot > 0) & (idx < BLOCK)
             rows = R[np.arange(len(comps)), np.minimum(idx, BLOCK - 1)]
             round_rows = []
-            seen = set()
             for r, good in zip(rows.tolist(), ok.tolist()):
-                # a repeat within a round is redrawn next round, after the in-flight penalty applies to it
+                # a repeat is redrawn next round (the batch holds distinct tasks)
                 if good and r not in seen:
                     seen.add(r)
                     round_rows.append(r)
@@ -328,9 +336,10 @@ class LearnabilitySampler:
         self.version = int(state["version"])
         self._rebuild()
 
-    def checkpoint(self, copy_to=None):
-        """Commit the buffer and this sampler's state (one SQLite transaction); see EvolvingBuffer.checkpoint."""
-        return self.buf.checkpoint(copy_to)
+    def checkpoint(self) -> None:
+        """Commit the buffer and this sampler's state (one SQLite transaction); see EvolvingBuffer.checkpoint
+        (and EvolvingBuffer.backup for a copy)."""
+        self.buf.checkpoint()
 
     def close(self) -> None:
         self.buf.close()

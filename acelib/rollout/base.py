@@ -6,6 +6,7 @@ and uses `logprobs` (the engine's log-probs of those tokens) as the behaviour po
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Protocol
 
 from acelib.config import option
@@ -46,3 +47,55 @@ class Engine(Protocol):
 
     def close(self) -> None:
         ...
+
+
+def chat_prompt_ids(tokenizer, messages: Messages) -> list[int]:
+    """The prompt token ids of one chat: the tokenizer's chat template with the assistant turn opened.
+
+    Both backends tokenise here (vLLM receives token ids, never text), so `Sample.prompt_ids` is identical across
+    backends and equals what the learner re-scores."""
+    if not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
+        raise ValueError(f"a prompt must be a non-empty list of {{'role', 'content'}} dicts, got {messages!r}")
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                              return_dict=False))
+
+
+def validate_request(prompts: list[Messages], sampling: SamplingParams, n: int) -> None:
+    """Reject requests that would silently produce nothing (both backends call this)."""
+    if n < 1:
+        raise ValueError(f"n must be ≥ 1, got {n}")
+    if sampling.max_new_tokens < 1:
+        raise ValueError(f"SamplingParams.max_new_tokens must be ≥ 1, got {sampling.max_new_tokens}")
+    if not 0.0 < sampling.top_p <= 1.0:
+        raise ValueError(f"SamplingParams.top_p must lie in (0, 1], got {sampling.top_p}")
+    if sampling.temperature < 0:
+        raise ValueError(f"SamplingParams.temperature must be ≥ 0 (0 = greedy), got {sampling.temperature}")
+
+
+def engine_dtype(requested: str, model_dir: str) -> str:
+    """The concrete dtype name an engine runs in: `requested`, or for "auto" the checkpoint's own dtype.
+
+    Resolved here rather than by the backends because vLLM's "auto" silently downcasts float32 checkpoints to
+    bfloat16 (the tiny test model would then disagree with the fp32 learner by ~0.5 nats)."""
+    if requested != "auto":
+        return requested
+    from transformers import AutoConfig
+    config = AutoConfig.from_pretrained(model_dir)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32"
+    return str(dtype).removeprefix("torch.")
+
+
+def stop_token_ids(tokenizer, model_dir: str | Path) -> list[int]:
+    """Token ids that end a response: the tokenizer's EOS plus generation_config.json's eos_token_id(s).
+
+    Both backends stop on exactly this set (vLLM adds the same two sources on its own; passing them explicitly
+    keeps the backends in step even if one of the sources changes)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    local = Path(model_dir).is_dir()
+    if (Path(model_dir) / "generation_config.json").is_file() or not local:  # a hub id: its generation config
+        from transformers import GenerationConfig
+        eos = GenerationConfig.from_pretrained(str(model_dir)).eos_token_id
+        ids |= {eos} if isinstance(eos, int) else set(eos or ())
+    if not ids:
+        raise ValueError(f"{model_dir}: neither the tokenizer nor generation_config.json names an EOS token")
+    return sorted(ids)

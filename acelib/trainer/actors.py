@@ -12,6 +12,7 @@ so the same classes run in-process in unit tests.
 """
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -57,9 +58,10 @@ class CurriculumActor:
 
     def checkpoint(self, copy_to: str | None = None) -> dict:
         """Flush to SQLite; with copy_to, also write a consistent copy (the buffer as of this learner step)."""
-        self.sampler.checkpoint()
         if copy_to:
-            self.buffer.backup(copy_to)
+            self.buffer.backup(copy_to)  # flushes the sampler's statistics too
+        else:
+            self.sampler.checkpoint()
         return self.admission.state_dict()
 
     def export(self, path: str) -> str:
@@ -108,8 +110,9 @@ class RolloutWorker:
 
         state: State = task["state"]
         comp = self.competitions[state.competition_id]
+        hint = self.agent_cfg.time_limit_hint_s
         messages = build_messages(state, comp, self.agent_cfg.prompt,
-                                  time_limit_s=getattr(self.limits, "timeout_s", None))
+                                  time_limit_s=hint if hint is not None else self.limits.timeout_s)
         t0 = time.perf_counter()
         with self._engine_lock:
             samples = self.engine.generate([messages], self.sampling, n=self.group_size)[0]
@@ -148,9 +151,12 @@ class RolloutWorker:
 
 class LearnerActor:
     def __init__(self, model_dir: str, learner_cfg, grpo_cfg, seed: int, weights_root: str):
+        import dataclasses
+
         from acelib.learner import Learner
 
-        self.learner = Learner(model_dir, learner_cfg, grpo_cfg, seed=seed)
+        # The preset's learner/grpo sections are separate config blocks; the run's model and seed win over them.
+        self.learner = Learner(dataclasses.replace(learner_cfg, model=model_dir, grpo=grpo_cfg, seed=seed))
         self.weights_root = Path(weights_root)
         self.weights_root.mkdir(parents=True, exist_ok=True)
 
@@ -173,7 +179,6 @@ class LearnerActor:
         d = self.weights_root / f"v{self.learner.version:06d}"
         self.learner.export_weights(d)
         for old in sorted(self.weights_root.glob("v*"))[:-2]:
-            import shutil
             shutil.rmtree(old, ignore_errors=True)
         return str(d)
 

@@ -60,7 +60,7 @@ class TrainConfig:
     learner: dict = option(default_factory=dict, help="acelib.learner_config.LearnerConfig fields (lr, zero_stage, ...)")
     grpo: dict = option(default_factory=dict, help="acelib.grpo_config.GRPOConfig fields (loss_type, epsilon_high, beta, ...)")
     buffer: dict = option(default_factory=dict, help="acelib.curriculum.BufferConfig fields (caps, eviction, ...)")
-    sampler: dict = option(default_factory=dict, help="acelib.curriculum.SamplerConfig fields (temperature, uniform share, ...)")
+    sampler: dict = option(default_factory=dict, help="acelib.curriculum.SamplerConfig fields (prior_lp, decay, power, uniform_share, ...)")
     sandbox: dict = option(default_factory=dict, help="acelib.sandbox.Limits fields (timeout_s, memory_mb, ...)")
     agent: dict = option(default_factory=dict, help="acelib.agent.config.AgentConfig fields: prompt budgets, memory, "
                                                       "reward (e.g. {'reward': {'score_source': 'test'}})")
@@ -150,13 +150,17 @@ def component_configs(cfg: TrainConfig) -> dict[str, Any]:
     from acelib.rollout.config import RolloutConfig
     from acelib.sandbox.limits import Limits
 
-    sampler = dict(cfg.sampler)
-    sampler.setdefault("mode", cfg.sampling)
+    if "grpo" in cfg.learner:
+        raise ConfigError("learner.grpo is set by the top-level `grpo` section of a training config; move it there")
+    # The ablation switch lives on the buffer (no_buffer: nothing inserted); the sampler reads it from there.
+    buffer = dict(cfg.buffer)
+    if buffer.setdefault("mode", cfg.sampling) != cfg.sampling:
+        raise ConfigError(f"buffer.mode={buffer['mode']!r} contradicts sampling={cfg.sampling!r}; set only `sampling`")
     return {
         "learner": from_dict(LearnerConfig, cfg.learner, prefix="learner."),
         "grpo": from_dict(GRPOConfig, cfg.grpo, prefix="grpo."),
-        "buffer": from_dict(BufferConfig, cfg.buffer, prefix="buffer."),
-        "sampler": from_dict(SamplerConfig, sampler, prefix="sampler."),
+        "buffer": from_dict(BufferConfig, buffer, prefix="buffer."),
+        "sampler": from_dict(SamplerConfig, cfg.sampler, prefix="sampler."),
         "sandbox": from_dict(Limits, cfg.sandbox, prefix="sandbox."),
         "agent": from_dict(AgentConfig, cfg.agent, prefix="agent."),
         "rollout": from_dict(RolloutConfig, cfg.rollout, prefix="rollout."),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import types
 
 import pytest
 import torch
@@ -155,3 +156,25 @@ def test_exports_reload_as_the_same_policy(tiny, tmp_path):
     assert set(weights) == set(sd) - {"lm_head.weight"}
     for k, v in weights.items():
         assert torch.equal(v, sd[k]), k
+    # the weight-sync file alone loads into the original (untrained) HF model, which re-ties lm_head to it
+    base = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32).eval()
+    missing, unexpected = base.load_state_dict(weights, strict=False)
+    assert set(missing) <= {"lm_head.weight"} and not unexpected
+    assert base.lm_head.weight.data_ptr() == base.model.embed_tokens.weight.data_ptr()
+    with torch.no_grad():
+        torch.testing.assert_close(base(torch.tensor([prompt + tokens])).logits[0, len(prompt) - 1:-1], logits)
+
+
+def test_empty_and_masked_samples():
+    """An empty (unmasked) completion keeps its reward in the group statistics but is not trained on; a masked
+    sample is excluded from both. No model needed: `_sequences` only uses the config and the version."""
+    def sample(tokens):
+        return Sample(prompt_ids=[1], token_ids=tokens, logprobs=[-1.0] * len(tokens), text="", policy_version=0)
+    group = RolloutGroup([1], [sample([5, 6]), sample([]), sample([7]), sample([8])], [1.0, 0.0, 0.5, 9.0],
+                         masked=[False, False, False, True])
+    fake = types.SimpleNamespace(version=2, cfg=LearnerConfig(grpo=GRPOConfig(scale_rewards="none")))
+    seqs, info = Learner._sequences(fake, [group])
+    assert [s["tokens"] for s in seqs] == [[5, 6], [7]]
+    assert [s["advantage"] for s in seqs] == pytest.approx([0.5, 0.0])     # group mean (1 + 0 + 0.5) / 3
+    assert info["samples_masked"] == 1 and info["reward_mean"] == pytest.approx(0.5)
+    assert info["staleness_max"] == 2 and info["groups_trained"] == 1

@@ -1,39 +1,71 @@
-"""Prepare every offline mini-competition, run its reference solution under the agent program contract and grade
-it: valid, above the leaderboard median, not gold. Also checks the layout and byte-for-byte reproducibility.
+"""Prepare every offline mini-competition, run its reference solution in the sandbox under the agent program
+contract and grade it: valid, above the leaderboard median, not gold. Also checks the layout, the cache and
+byte-for-byte reproducibility.
 
-Competitions are prepared into the default cache (`$ACELIB_CACHE_DIR` or ~/.cache/acelib) so reruns are fast.
+Competitions are prepared into the default cache (`$ACELIB_CACHE_DIR` or ~/.cache/acelib) so reruns are fast; a
+cold cache is prepared by one process per core and the reference solutions run concurrently in a SandboxPool.
 """
+import concurrent.futures
 import hashlib
+import io
+import multiprocessing
+import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from acelib.tasks.grader import grade
+from acelib import sandbox
+from acelib.sandbox import Limits, SandboxPool
+from acelib.tasks.grader import grade, grade_dataframe
 from acelib.tasks.leaderboard import MLEBENCH_COLUMNS, read_scores
-from acelib.tasks.suites import SUITES, prepare_competition, reference_solution
-from acelib.tasks.suites.check import run_solution
+from acelib.tasks.suites import BUILD_JSON, SUITES, prepare_competition, reference_solution
 
 pytestmark = pytest.mark.integration
 ALL = SUITES["train"] + SUITES["lite-mini"]
+WORKERS = os.cpu_count() or 1
+needs_bwrap = pytest.mark.skipif(sandbox.capabilities()["mode"] != "bwrap",
+                                 reason=f"no bwrap isolation here: {sandbox.capabilities()['reason']}")
 
 
+@pytest.fixture(scope="module")
+def prepared() -> dict:
+    """Every competition, prepared (or reused from the cache); a cold cache is built by one process per core."""
+    # forkserver: the test process may already run sandbox launcher threads, which fork would copy mid-lock
+    ctx = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx) as ex:
+        comps = list(ex.map(prepare_competition, ALL))
+    return dict(zip(ALL, comps))
+
+
+@pytest.fixture(scope="module")
+def reference_runs(prepared) -> dict:
+    """ExecResult of every reference solution, all run concurrently in one SandboxPool."""
+    limits = Limits(timeout_s=120, threads=1)
+    with SandboxPool(workers=WORKERS, limits=limits) as pool:
+        results = pool.map([reference_solution(c) for c in ALL], [prepared[c] for c in ALL])
+    return dict(zip(ALL, results))
+
+
+@needs_bwrap
 @pytest.mark.parametrize("comp_id", ALL)
-def test_reference_solution_beats_median_but_not_gold(comp_id, tmp_path):
-    comp = prepare_competition(comp_id)
-    res = run_solution(comp, reference_solution(comp_id), tmp_path / "ws", timeout=60)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert res.validation_score is not None, "the solution must print VALIDATION_SCORE"
-    report = grade(comp, res.submission)
+def test_reference_solution_beats_median_but_not_gold(comp_id, prepared, reference_runs):
+    comp, r = prepared[comp_id], reference_runs[comp_id]
+    assert r.status == "ok", r.output_for_agent()
+    assert any(line.startswith("VALIDATION_SCORE:") for line in r.stdout.splitlines()), \
+        "the solution must print VALIDATION_SCORE"
+    assert r.submission is not None and "submission/submission.csv" in r.files, r.reason
+    report = grade_dataframe(comp, pd.read_csv(io.BytesIO(r.submission)), "submission/submission.csv")
     assert report["valid_submission"], report
     assert report["above_median"], report
     assert not report["gold_medal"], report
+    assert r.duration_s < 60, f"{comp_id}: the reference solution took {r.duration_s:.1f} s"
 
 
 @pytest.mark.parametrize("comp_id", ALL)
-def test_layout_and_sample_submission(comp_id):
-    comp = prepare_competition(comp_id)
+def test_layout_and_sample_submission(comp_id, prepared):
+    comp = prepared[comp_id]
     for name in ("description.md", "test.csv", "sample_submission.csv"):
         assert (comp.public_dir / name).is_file(), name
     assert comp.answers_path.is_file() and (comp.root / "competition.json").is_file()
@@ -62,12 +94,15 @@ def _hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("comp_id", ["spooky-mini", "ames-house-prices", "dogs-vs-cats-mini"])
-def test_prepare_is_byte_for_byte_reproducible(comp_id):
-    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        ca, cb = prepare_competition(comp_id, cache_dir=a), prepare_competition(comp_id, cache_dir=b)
-        ha, hb = _hashes(ca.root), _hashes(cb.root)
+# One per builder family (text, tabular, images); cheap ones, since each is built a second time here.
+@pytest.mark.parametrize("comp_id", ["spooky-mini", "carseat-sales", "handwritten-digits"])
+def test_prepare_is_cached_and_byte_for_byte_reproducible(comp_id, prepared):
+    cached = prepared[comp_id]
+    stamp = (cached.root / BUILD_JSON).stat().st_mtime_ns
+    assert prepare_competition(comp_id).root == cached.root  # cached: reused, not rebuilt
+    assert (cached.root / BUILD_JSON).stat().st_mtime_ns == stamp
+    with tempfile.TemporaryDirectory() as other:
+        fresh = prepare_competition(comp_id, cache_dir=other)  # an independent build from scratch
+        ha, hb = _hashes(cached.root), _hashes(fresh.root)
         assert len(ha) > 5 and ha == hb
-        # cached: a second call reuses the directory; no temporary directories are left behind
-        assert prepare_competition(comp_id, cache_dir=a).root == ca.root
-        assert [p.name for p in ca.root.parent.iterdir()] == [comp_id]
+        assert [p.name for p in fresh.root.parent.iterdir()] == [comp_id]  # no temporary directories left

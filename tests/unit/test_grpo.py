@@ -298,3 +298,56 @@ def test_config_validation():
         GRPOConfig(tis_cap=0.0)
     assert not GRPOConfig(loss_type="dr_grpo").std_scaling and GRPOConfig().std_scaling
     assert GRPOConfig(loss_type="dr_grpo", scale_rewards="group").std_scaling
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_aggregations_agree_when_every_sequence_has_max_length(loss_type):
+    """With every completion exactly max_completion_length long the three normalisers coincide (cross-mode parity)."""
+    lp, old, adv, _, behaviour, ref = _random_batch(5, b=4, t=3)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    losses = {lt: policy_loss(lp, old, adv, mask, GRPOConfig(loss_type=lt, max_completion_length=3),
+                              behaviour_logprobs=behaviour, **_counts(mask))[0].item() for lt in LOSS_TYPES}
+    assert losses[loss_type] == pytest.approx(losses["dapo"], rel=1e-12)
+
+
+def test_summarize_metrics_over_micro_batches_and_updates():
+    """Token-weighted means across micro-batches; loss = mean over optimizer updates; IS max = max over all."""
+    cfg = GRPOConfig(loss_type="dapo", tis_cap=10.0)
+    mask_a, mask_b = torch.tensor([[True, True]]), torch.tensor([[True, False]])
+    lp = torch.zeros(1, 2)
+    # update 1: micro-batch a (IS weights 2, 1); update 2: micro-batch b (IS weight 4 on its one active token)
+    _, sa = policy_loss(lp, lp, torch.tensor([1.0]), mask_a, cfg, num_sequences=1, num_tokens=2,
+                        behaviour_logprobs=-torch.log(torch.tensor([[2.0, 1.0]])))
+    _, sb = policy_loss(lp, lp, torch.tensor([1.0]), mask_b, cfg, num_sequences=1, num_tokens=1,
+                        behaviour_logprobs=-torch.log(torch.tensor([[4.0, 100.0]])))   # masked 100 must not count
+    sa["entropy"], sb["entropy"] = torch.tensor(3.0, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)
+    m = summarize([sa, sb], num_updates=2)
+    # losses −(2 + 1)/2 and −4/1, averaged over 2 updates
+    assert m["loss"] == pytest.approx((-1.5 - 4.0) / 2)
+    assert m["tokens"] == 3 and m["sequences"] == 2
+    assert m["entropy"] == pytest.approx(3.5 / 3)
+    assert m["is_weight_mean"] == pytest.approx(7 / 3) and m["is_weight_max"] == pytest.approx(4.0)
+    assert m["is_capped_frac"] == 0 and m["clip_frac"] == 0 and m["approx_kl"] == 0
+    assert summarize([]) == {}
+
+
+def test_learner_config_nested_grpo_and_trainer_override():
+    """The trainer's preset path: a nested `grpo` mapping under `learner.`, then dataclasses.replace of
+    model/grpo/seed (which re-runs validation)."""
+    import dataclasses
+
+    from acelib.learner_config import LearnerConfig
+    cfg = from_dict(LearnerConfig, {"lr": 1e-5, "dtype": "bf16", "zero_stage": 3, "adam_betas": [0.9, 0.95],
+                                    "grpo": {"loss_type": "dr_grpo", "tis_cap": None}}, prefix="learner.")
+    assert isinstance(cfg.grpo, GRPOConfig) and cfg.grpo.loss_type == "dr_grpo" and cfg.grpo.tis_cap is None
+    assert cfg.adam_betas == (0.9, 0.95) and cfg.dtype == "bf16"
+    run = dataclasses.replace(cfg, model="/models/x", grpo=GRPOConfig(beta=0.1), seed=3)
+    assert (run.model, run.grpo.beta, run.seed, run.zero_stage) == ("/models/x", 0.1, 3, 3)
+    with pytest.raises(ConfigError, match="learner.grpo.loss_type"):
+        from_dict(LearnerConfig, {"grpo": {"loss_typ": "dapo"}}, prefix="learner.")
+    with pytest.raises(ConfigError, match="learner.bf16"):          # the precision field is `dtype`
+        from_dict(LearnerConfig, {"bf16": True}, prefix="learner.")
+    with pytest.raises(ConfigError, match="deepspeed_adam"):
+        LearnerConfig(zero_stage=2, offload_optimizer=True)
+    with pytest.raises(ConfigError, match="zero_stage=3"):
+        dataclasses.replace(run, zero_stage=2, offload_params=True)

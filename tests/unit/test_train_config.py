@@ -28,3 +28,16 @@ def test_bad_input_fails_before_work_naming_the_field():
         resolve("tiny", None, {"group_size": 1})
     with pytest.raises(ConfigError, match="learner.lrr"):
         resolve("tiny", None, {"learner.lrr": 1.0})
+
+
+def test_component_sections_are_validated_and_consistent():
+    from acelib.trainer.config import component_configs
+    comps = component_configs(resolve("tiny", None, {"sampling": "no_buffer", "grpo.loss_type": "dr_grpo"}))
+    assert comps["buffer"].mode == "no_buffer"          # the ablation switch reaches the buffer (and its sampler)
+    assert comps["grpo"].loss_type == "dr_grpo"
+    with pytest.raises(ConfigError, match="contradicts sampling"):
+        resolve("tiny", None, {"sampling": "lp", "buffer.mode": "uniform"})
+    with pytest.raises(ConfigError, match="learner.grpo"):
+        resolve("tiny", None, {"learner.grpo": {"beta": 0.1}})
+    with pytest.raises(ConfigError, match="grpo.loss_typ"):
+        resolve("tiny", None, {"grpo.loss_typ": "dapo"})

@@ -102,7 +102,7 @@ def _dogs_vs_cats(spec: Spec) -> Built:
 
 
 def _cactus(spec: Spec) -> Built:
-    """32x32 RGB aerial-like texture crops; three quarters carry a faint upright 'cactus' stroke."""
+    """32x32 RGB aerial-like texture crops; three quarters carry a dark upright 'cactus' stroke."""
     from skimage import data
 
     rng = spec.rng("cactus")
@@ -117,7 +117,8 @@ def _cactus(spec: Spec) -> Built:
         if has[k]:
             h, w = rng.integers(10, 24), rng.integers(3, 7)
             y0, x0 = rng.integers(0, 32 - h), rng.integers(0, 32 - w)
-            img[y0:y0 + h, x0:x0 + w] = img[y0:y0 + h, x0:x0 + w] * 0.4 + rng.uniform(60, 200) * 0.6
+            # a dark stroke: a bright one disappears in gravel and brick once block-averaged (best AUC ~0.56)
+            img[y0:y0 + h, x0:x0 + w] = img[y0:y0 + h, x0:x0 + w] * 0.3 + rng.uniform(0, 40)
         img = np.clip(img, 0, 255)
         imgs[k] = np.stack([img * 0.8, img, img * 0.6], axis=-1).astype(np.uint8)  # a green-brown tint
     df = pd.DataFrame({"id": [f"{v}.png" for v in _ids(spec, n)], "has_cactus": has})
@@ -164,5 +165,5 @@ SPECS: list[Spec] = [
           id_column="id", target_columns=("has_cactus",), task="binary",
           rules=_lite_rules("aerial-cactus-identification"),
           overview="Predict whether a 32x32 aerial image contains a columnar cactus. The miniature's images are "
-                   "crops of ground textures; a cactus appears as a faint upright stroke."),
+                   "crops of ground textures; a cactus appears as a dark upright stroke.", version=2),
 ]

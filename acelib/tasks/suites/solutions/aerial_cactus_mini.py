@@ -4,7 +4,7 @@ Reads the PNG files under ./input/{train,test}/ and the labels, fits a model on 
 VALIDATION_SCORE on a 20% hold-out, refits on everything and writes ./submission/submission.csv.
 """
 # --- settings (the only part that differs between competitions) ---
-SETTINGS = {'id': 'id', 'label': None, 'labels': 'train.csv', 'metric': 'auc', 'model': 'forest', 'size': 16, 'targets': ['has_cactus'], 'task': 'binary'}
+SETTINGS = {'id': 'id', 'label': None, 'labels': 'train.csv', 'leaf': 5, 'metric': 'auc', 'model': 'forest', 'size': 16, 'targets': ['has_cactus'], 'task': 'binary', 'trees': 30}
 # --- end of settings ---
 import os
 

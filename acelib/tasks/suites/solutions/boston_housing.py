@@ -4,13 +4,13 @@ Reads ./input/{train,test}.csv, prints VALIDATION_SCORE on a 20% hold-out of tra
 and writes ./submission/submission.csv.
 """
 # --- settings (the only part that differs between competitions) ---
-SETTINGS = {'id': 'id', 'label': None, 'metric': 'rmse', 'model': 'boosting', 'targets': ['medv'], 'task': 'regression'}
+SETTINGS = {'id': 'id', 'label': None, 'metric': 'rmse', 'model': 'forest', 'targets': ['medv'], 'task': 'regression'}
 # --- end of settings ---
 import os
 
 import numpy as np
 import pandas as pd
-from sklearn import ensemble, linear_model, metrics, neighbors, pipeline, preprocessing
+from sklearn import ensemble, linear_model, metrics, multioutput, neighbors, pipeline, preprocessing
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
@@ -24,12 +24,39 @@ LOG_TARGET = METRIC in ("rmsle", "mean_column_rmsle")
 train = pd.read_csv("input/train.csv")
 test = pd.read_csv("input/test.csv")
 label_cols = [LABEL] if LABEL else TARGETS
+
+
+def expand(d):
+    """Date columns -> hour, weekday, month; letter-string columns -> one ordinal per position (one-hot encoding
+    either would give thousands of near-unique dense columns)."""
+    d = d.copy()
+    for c in SETTINGS.get("dates", []):
+        t = pd.to_datetime(d.pop(c).str.replace(" UTC", ""))
+        d[c + "_hour"], d[c + "_weekday"], d[c + "_month"] = t.dt.hour, t.dt.dayofweek, t.dt.month
+    for c in SETTINGS.get("letters", []):
+        chars = d.pop(c).astype(str).apply(list).tolist()
+        for k, col in enumerate(zip(*chars)):
+            d[f"{c}_{k}"] = [ord(ch) for ch in col]
+    return d
+
+
+train, test = expand(train), expand(test)
 features = [c for c in train.columns if c not in label_cols and c != ID]
 
-# One-hot encode text categories over train+test so both get the same columns; impute medians.
-both = pd.get_dummies(pd.concat([train[features], test[features]], ignore_index=True), dtype=float)
-both = both.astype(float).fillna(both.iloc[: len(train)].median()).fillna(0.0)
-X, X_test = both.iloc[: len(train)].to_numpy(), both.iloc[len(train):].to_numpy()
+TEXT = SETTINGS.get("text")
+if TEXT:  # free text: word n-gram TF-IDF of the text columns (sparse)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def join(d):
+        return d[TEXT].fillna("").astype(str).agg(" ".join, axis=1)
+    vec = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, SETTINGS.get("ngram", 2)),
+                          max_features=SETTINGS.get("vocab", 20000))
+    X, X_test = vec.fit_transform(join(train)), vec.transform(join(test))
+else:
+    # One-hot encode text categories over train+test so both get the same columns; impute medians.
+    both = pd.get_dummies(pd.concat([train[features], test[features]], ignore_index=True), dtype=float)
+    both = both.astype(float).fillna(both.iloc[: len(train)].median()).fillna(0.0)
+    X, X_test = both.iloc[: len(train)].to_numpy(), both.iloc[len(train):].to_numpy()
 y = train[label_cols].to_numpy()
 if TASK not in ("multilabel", "multiregression"):
     y = y[:, 0]
@@ -38,10 +65,18 @@ if LOG_TARGET:
 
 
 def make_model():
+    model = make_single_model()
+    if TASK in ("multilabel", "multiregression") and MODEL in ("linear", "boosting"):
+        # these models fit one target column; forests and kNN handle several natively
+        model = (multioutput.MultiOutputClassifier if CLASSIFY else multioutput.MultiOutputRegressor)(model)
+    return model
+
+
+def make_single_model():
     if MODEL == "linear":
         est = linear_model.LogisticRegression(C=SETTINGS.get("C", 1.0), max_iter=1000) if CLASSIFY \
             else linear_model.Ridge(alpha=SETTINGS.get("alpha", 1.0))
-        return pipeline.make_pipeline(preprocessing.StandardScaler(), est)
+        return est if TEXT else pipeline.make_pipeline(preprocessing.StandardScaler(), est)
     if MODEL == "knn":
         est = (neighbors.KNeighborsClassifier if CLASSIFY else neighbors.KNeighborsRegressor)(
             SETTINGS.get("k", 10), weights="distance")
@@ -66,7 +101,7 @@ def predict(model, X):
         return model.predict_proba(X)[:, 1]
     if TASK == "multiclass":
         proba = model.predict_proba(X)
-        out = np.zeros((len(X), len(TARGETS)))
+        out = np.zeros((X.shape[0], len(TARGETS)))
         out[:, [TARGETS.index(c) for c in model.classes_]] = proba
         return out
     pred = model.predict(X)

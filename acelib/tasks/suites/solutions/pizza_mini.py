@@ -24,6 +24,23 @@ LOG_TARGET = METRIC in ("rmsle", "mean_column_rmsle")
 train = pd.read_csv("input/train.csv")
 test = pd.read_csv("input/test.csv")
 label_cols = [LABEL] if LABEL else TARGETS
+
+
+def expand(d):
+    """Date columns -> hour, weekday, month; letter-string columns -> one ordinal per position (one-hot encoding
+    either would give thousands of near-unique dense columns)."""
+    d = d.copy()
+    for c in SETTINGS.get("dates", []):
+        t = pd.to_datetime(d.pop(c).str.replace(" UTC", ""))
+        d[c + "_hour"], d[c + "_weekday"], d[c + "_month"] = t.dt.hour, t.dt.dayofweek, t.dt.month
+    for c in SETTINGS.get("letters", []):
+        chars = d.pop(c).astype(str).apply(list).tolist()
+        for k, col in enumerate(zip(*chars)):
+            d[f"{c}_{k}"] = [ord(ch) for ch in col]
+    return d
+
+
+train, test = expand(train), expand(test)
 features = [c for c in train.columns if c not in label_cols and c != ID]
 
 TEXT = SETTINGS.get("text")
@@ -84,7 +101,7 @@ def predict(model, X):
         return model.predict_proba(X)[:, 1]
     if TASK == "multiclass":
         proba = model.predict_proba(X)
-        out = np.zeros((len(X), len(TARGETS)))
+        out = np.zeros((X.shape[0], len(TARGETS)))
         out[:, [TARGETS.index(c) for c in model.classes_]] = proba
         return out
     pred = model.predict(X)

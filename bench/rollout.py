@@ -1,0 +1,86 @@
+"""Rollout throughput: SmolLM2-135M, 16 chat prompts × 128 new tokens, vLLM vs transformers in one run.
+
+Prints one JSON object: generated tokens/s per backend (sampling at temperature 1, the RL setting; a response
+that ends on EOS before 128 tokens counts only its tokens), the vLLM/hf ratio, engine start-up time and weight-sync
+latency (an fp32 `model.safetensors` as the CPU learner exports it, in /dev/shm). Run: `.venv/bin/python
+bench/rollout.py` (the `__main__` guard is required: vLLM spawns processes).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+PROMPTS = 16
+NEW_TOKENS = 128
+# stdout carries only the JSON result; vLLM logs to stdout by default (its engine processes inherit this).
+os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+TOPICS = ["pandas groupby", "a logistic regression baseline", "k-fold cross-validation", "reading a CSV",
+          "feature scaling", "gradient boosting", "a confusion matrix", "train/test split"]
+
+
+def prompts() -> list:
+    return [[{"role": "user", "content": f"Write a short Python example of {TOPICS[i % len(TOPICS)]} (variant {i})."}]
+            for i in range(PROMPTS)]
+
+
+def export_fp32(model_dir: str) -> str:
+    """The learner's export format: one fp32 model.safetensors without the tied lm_head."""
+    import safetensors.torch
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    d = tempfile.mkdtemp(prefix="acelib-bench-sync-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    safetensors.torch.save_file(state, os.path.join(d, "model.safetensors"))
+    return d
+
+
+def run(backend: str, model_dir: str, sync_dir: str) -> dict:
+    from acelib.rollout import RolloutConfig, SamplingParams, make_engine
+
+    t0 = time.perf_counter()
+    engine = make_engine(RolloutConfig(), model_dir, backend=backend, seed=0)
+    startup = time.perf_counter() - t0
+    try:
+        engine.generate(prompts()[:2], SamplingParams(max_new_tokens=8, seed=0))  # warm-up
+        t0 = time.perf_counter()
+        out = engine.generate(prompts(), SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=0))
+        gen_s = time.perf_counter() - t0
+        tokens = sum(len(g[0].token_ids) for g in out)
+        t0 = time.perf_counter()
+        engine.sync_weights(sync_dir, 1)
+        sync_s = time.perf_counter() - t0
+    finally:
+        engine.close()
+    return {"tokens": tokens, "seconds": round(gen_s, 2), "tokens_per_s": round(tokens / gen_s, 1),
+            "startup_s": round(startup, 1), "sync_weights_s": round(sync_s, 2), "dtype": engine.dtype}
+
+
+def main() -> None:
+    from acelib.models import materialize
+    from acelib.rollout import choose_backend
+
+    model_dir = str(materialize("smollm2-135m"))
+    sync_dir = export_fp32(model_dir)
+    try:
+        result = {"model": "smollm2-135m", "prompts": PROMPTS, "max_new_tokens": NEW_TOKENS, "temperature": 1.0,
+                  "cpus": os.cpu_count(), "auto_backend": choose_backend("auto")}
+        backends = (["vllm"] if choose_backend("auto") == "vllm" else []) + ["hf"]
+        for b in backends:
+            result[b] = run(b, model_dir, sync_dir)
+            print(json.dumps({b: result[b]}), file=sys.stderr, flush=True)  # partial result, in case of a kill
+        if "vllm" in result:
+            result["vllm_over_hf"] = round(result["vllm"]["tokens_per_s"] / result["hf"]["tokens_per_s"], 2)
+    finally:
+        shutil.rmtree(sync_dir, ignore_errors=True)
+    json.dump(result, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Evolving Data Buffer: roots, insertion filters, dedup, caps, eviction, durability, export (docs/buffer.md)."""
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from acelib.agent.state import State
+from acelib.curriculum import BufferConfig, EvolvingBuffer, LearnabilitySampler, SamplerConfig
+
+
+def child(comp: str, code: str, valid: bool = False, **kw) -> State:
+    return State(competition_id=comp, code=code, valid=valid, exec_status="ok" if valid else "error", **kw)
+
+
+def test_roots_are_drafts_and_idempotent(tmp_path):
+    buf = EvolvingBuffer(tmp_path / "b.sqlite")
+    seed = child("a", "print('reference')", valid=True)
+    ids = buf.add_roots(["a", "b"], seed_states=[seed])
+    assert len(ids) == 3 and len(buf) == 3
+    st = buf.stats()
+    assert st["size_by_type"] == {"draft": 2.0, "debug": 0.0, "improve": 1.0} and st["roots"] == 3.0
+    assert buf.get_state(ids[0]).step_type == "draft"
+    assert buf.add_roots(["a", "b"], seed_states=[seed]) == []       # resume: nothing new, counters unchanged
+    assert buf.stats() == st
+    assert buf.add_roots(["c"]) != [] and len(buf) == 4
+    with pytest.raises(ValueError, match="has no root"):
+        buf.add_roots([], seed_states=[child("zzz", "x = 1")])
+
+
+def test_children_become_debug_and_improve_tasks_with_filters():
+    buf = EvolvingBuffer(":memory:", BufferConfig(max_depth=2))
+    root = buf.add_roots(["a"])[0]
+    ids = buf.add_children(root, [child("a", "x = 1"), child("a", "y = 2", valid=True, score=0.5)], 3)
+    df = buf.dataframe().set_index("id")
+    assert df.loc[ids, "step_type"].tolist() == ["debug", "improve"]
+    assert df.loc[ids, "parent_id"].tolist() == [root, root] and df.loc[ids, "depth"].tolist() == [1, 1]
+    assert df.loc[ids, "policy_version"].tolist() == [3, 3] and df.loc[ids[1], "score"] == 0.5
+    # dedup by normalised code hash: comments / blank lines / trailing spaces do not make a new task
+    assert buf.add_children(root, [child("a", "x = 1   # same\n\n")], 4) == []
+    assert buf.add_children(root, [State(competition_id="a")], 4) == []          # a draft child is the root again
+    assert buf.add_children(ids[0], [State("a", code="w = 4", exec_status="infra_error")], 4) == []
+    d2 = buf.add_children(ids[0], [child("a", "w = 5")], 4)                                 # depth 2: kept
+    assert buf.add_children(d2[0], [child("a", "w = 6")], 4) == []                          # depth 3 > max_depth
+    c = buf.counters
+    assert (c["rejected_duplicate"], c["rejected_status"], c["rejected_depth"]) == (2, 1, 1)
+    with pytest.raises(KeyError, match="unknown parent"):
+        buf.add_children("nope", [child("a", "q = 1")], 0)
+    with pytest.raises(ValueError, match="competition"):
+        buf.add_children(root, [child("b", "q = 1")], 0)
+
+
+def test_cap_per_competition_evicts_lowest_lp_never_roots_or_in_flight():
+    buf = EvolvingBuffer(":memory:", BufferConfig(max_per_competition=3))
+    s = LearnabilitySampler(buf, SamplerConfig(), seed=0)
+    root = buf.add_roots(["a"])[0]
+    boring, frontier = buf.add_children(root, [child("a", "boring = 1"), child("a", "frontier = 1")], 0)
+    # visit both: all-equal rewards (LP → 0.03) vs a mixed group (LP 0.2175)
+    for t in s.sample(3, 0):
+        s.report(t.id, [1.0] * 8 if t.id != frontier else [1, 0] * 4, 0)
+    assert len(buf) == 3
+    new = buf.add_children(root, [child("a", "new = 1")], 1)
+    assert new and boring not in buf and frontier in buf and root in buf and len(buf) == 3
+    assert buf.counters["evicted"] == 1
+    # an evicted id stays out (tombstone): regenerating the same code does not churn the buffer
+    assert buf.add_children(root, [child("a", "boring = 1")], 2) == []
+    # in-flight items are never evicted: with every old item in flight, the newcomer is the only candidate
+    tasks = s.sample(3, 2)
+    assert len(tasks) == 3
+    assert buf.add_children(root, [child("a", "more = 1")], 2) == []
+    assert {t.id for t in tasks} == set(buf.id_to_row) and buf.counters["evicted"] == 2
+    for t in tasks:
+        s.release(t.id)
+
+
+def test_total_cap_and_oldest_eviction():
+    buf = EvolvingBuffer(":memory:", BufferConfig(max_items=4, eviction="oldest"))
+    roots = buf.add_roots(["a", "b"])
+    first = buf.add_children(roots[0], [child("a", "a1 = 1"), child("a", "a2 = 1")], 0)
+    later = buf.add_children(roots[1], [child("b", "b1 = 1")], 1)
+    assert first[0] not in buf and first[1] in buf and later[0] in buf and len(buf) == 4
+    assert buf.stats()["evicted"] == 1.0
+
+
+def test_no_buffer_mode_inserts_nothing():
+    buf = EvolvingBuffer(":memory:", BufferConfig(mode="no_buffer"))
+    root = buf.add_roots(["a"])[0]
+    assert buf.add_children(root, [child("a", "x = 1")], 0) == [] and len(buf) == 1
+    assert buf.counters["rejected_no_buffer"] == 1
+
+
+def test_export_and_dataframe(tmp_path):
+    buf = EvolvingBuffer(":memory:")
+    s = LearnabilitySampler(buf, SamplerConfig(), seed=0)
+    root = buf.add_roots(["a", "b"])[0]
+    buf.add_children(root, [child("a", "x = 1", valid=True, score=0.3)], 0)
+    df = buf.dataframe()
+    assert {"id", "competition_id", "step_type", "parent_id", "depth", "policy_version", "valid", "score",
+            "n_groups", "lp", "p_sample", "in_flight"} <= set(df.columns)
+    assert df["p_sample"].sum() == pytest.approx(1.0)
+    for suffix in (".parquet", ".csv"):
+        out = buf.export(tmp_path / f"snap{suffix}")
+        back = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out)
+        assert back["id"].tolist() == df["id"].tolist()
+    with pytest.raises(ValueError, match="parquet or .csv"):
+        buf.export(tmp_path / "snap.json")
+    assert s.probabilities().sum() == pytest.approx(1.0)
+
+
+def _play(buf, s, steps, v0=0):
+    """A deterministic little training loop: sample, report (reward depends on the id), add a child."""
+    drawn = []
+    for v in range(v0, v0 + steps):
+        for t in s.sample(3, v):
+            r = [float((int(t.id[:8], 16) + i) % 3 == 0) for i in range(4)]
+            s.report(t.id, r, v)
+            buf.add_children(t.id, [child(t.competition_id, f"{t.id}_{v} = 1", valid=bool(v % 2))], v)
+            drawn.append(t.id)
+    return drawn
+
+
+def test_uncommitted_work_is_lost_committed_work_reopens_identically(tmp_path):
+    path = tmp_path / "b.sqlite"
+    buf = EvolvingBuffer(path, BufferConfig(max_per_competition=8))
+    s = LearnabilitySampler(buf, SamplerConfig(), seed=1)
+    buf.add_roots(["a", "b", "c"])
+    _play(buf, s, 6)
+    s.checkpoint()
+    snap = buf.dataframe().drop(columns=["created_at"])
+    _play(buf, s, 3, v0=6)  # not checkpointed: a crash now loses it
+    # a second process view of the file (WAL lets it read while the writer is open) = a restart after a crash
+    other = EvolvingBuffer(path, BufferConfig(max_per_competition=8))
+    LearnabilitySampler(other, SamplerConfig(), seed=999)
+    pd.testing.assert_frame_equal(other.dataframe().drop(columns=["created_at"]), snap)
+    assert other.counters == {**other.counters, "inserted": snap.shape[0] + other.counters["evicted"]}
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_backup_is_a_self_contained_consistent_copy(tmp_path):
+    buf = EvolvingBuffer(tmp_path / "run" / "b.sqlite")
+    s = LearnabilitySampler(buf, SamplerConfig(), seed=1)
+    buf.add_roots(["a", "b"])
+    _play(buf, s, 4)
+    copy = buf.backup(tmp_path / "ckpt" / "buffer.sqlite")
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["buffer.sqlite"]
+    moved = tmp_path / "elsewhere.sqlite"
+    copy.rename(moved)
+    again = EvolvingBuffer(moved)
+    LearnabilitySampler(again, SamplerConfig(), seed=5)
+    pd.testing.assert_frame_equal(again.dataframe(), buf.dataframe())
+    some = again.dataframe()["id"].iloc[-1]
+    assert again.get_state(some) == buf.get_state(some)

@@ -1,0 +1,175 @@
+"""Learnability sampler: probabilities, stratification, in-flight handling, late results, ablation modes,
+checkpoint/restore (acelib/curriculum/sampler.py, docs/learnability.md)."""
+import numpy as np
+import pytest
+
+from acelib.agent.state import State
+from acelib.curriculum import BufferConfig, EvolvingBuffer, LearnabilitySampler, SamplerConfig
+
+
+def make(n_children=(20, 5, 0), mode="lp", path=":memory:", seed=0, **sampler_kw):
+    """A buffer with one competition per entry of n_children (a root plus that many children) and its sampler."""
+    buf = EvolvingBuffer(path, BufferConfig(mode=mode))
+    s = LearnabilitySampler(buf, SamplerConfig(**sampler_kw), seed=seed)
+    comps = [f"c{i}" for i in range(len(n_children))]
+    roots = buf.add_roots(comps)
+    for c, r, n in zip(comps, roots, n_children):
+        buf.add_children(r, [State(c, code=f"{c}_{j} = 1", valid=bool(j % 2)) for j in range(n)], 0)
+    return buf, s
+
+
+def h(item_id: str) -> int:
+    """A deterministic number per item (ids are hex content hashes; str hash() changes per process)."""
+    return int(item_id[:8], 16)
+
+
+def visit(s, rewards_of, version=0, rounds=3):
+    """Report one group for every item (rewards_of(id) → list) so items get evidence."""
+    for _ in range(rounds):
+        for t in s.sample(len(s.buf), version):
+            s.report(t.id, rewards_of(t.id), version)
+
+
+def test_probabilities_sum_to_one_and_match_the_block_sampler():
+    buf, s = make((300, 40, 0), staleness_share=0.0)
+    visit(s, lambda i: [1.0, 0.0] * 4 if h(i) % 3 == 0 else [1.0] * 8)
+    p = s.probabilities()
+    assert p.sum() == pytest.approx(1.0) and (p > 0).all()
+    # single draws (released at once, so nothing changes between draws) follow the exact formula
+    n = 6_000
+    counts = {}
+    for _ in range(n):
+        t = s.sample(1, 0)[0]
+        counts[t.id] = counts.get(t.id, 0) + 1
+        s.release(t.id)
+    freq = np.array([counts.get(i, 0) for i in p.index]) / n
+    mixed = np.array([h(i) % 3 == 0 for i in p.index])
+    comp = np.array([buf.comps[buf.comp[buf.id_to_row[i]]] for i in p.index])
+    for group in [mixed, ~mixed] + [comp == c for c in buf.comps]:  # aggregated: noise σ ≤ 0.0065
+        assert freq[group].sum() == pytest.approx(p.to_numpy()[group].sum(), abs=0.025)
+    assert p[mixed].mean() > 3 * p[~mixed].mean()  # the frontier is preferred
+
+
+def test_stratification_caps_each_competition_per_batch():
+    buf, s = make((300, 40, 0, 0))
+    for _ in range(20):
+        tasks = s.sample(8, 0)
+        comps = [t.competition_id for t in tasks]
+        assert len(set(t.id for t in tasks)) == len(tasks)
+        assert max(comps.count(c) for c in set(comps)) <= 2  # cap = max(ceil(8·0.25), ceil(8/4)) = 2
+        for t in tasks:
+            s.release(t.id)
+    # two competitions, one with a single item: cap 4, and a batch never repeats a task
+    buf, s = make((300, 0))
+    tasks = s.sample(8, 0)
+    assert sorted(t.competition_id for t in tasks) == ["c0"] * 4 + ["c1"]
+
+
+def test_in_flight_items_are_not_over_sampled():
+    buf, s = make((9,), in_flight_penalty=0.05, staleness_share=0.0)
+    t = s.sample(1, 0)[0]
+    p = s.probabilities()
+    others = p.drop(t.id)
+    assert p[t.id] == pytest.approx(0.05 * others.iloc[0])  # all items still at the prior: 5% of the mass
+    s.release(t.id)
+    assert s.probabilities().std() == pytest.approx(0.0)
+    buf, s = make((9,), in_flight_penalty=0.0)
+    assert len(s.sample(10, 0)) == 10 and s.sample(5, 0) == []  # nothing left that is not in flight
+
+
+def _async_run(penalty, latency=40, versions=160):
+    """Two tasks per version; the 'slow' item's results come back `latency` versions after it was sampled, the
+    others' at once. Rewards are mixed for everyone (all at the frontier)."""
+    buf, s = make((9,), in_flight_penalty=penalty)
+    slow = sorted(buf.id_to_row)[0]
+    pending, sampled_slow, max_in_flight, returned = [], 0, 0, 0
+    for v in range(versions):
+        for t in s.sample(2, v):
+            if t.id == slow:
+                sampled_slow += 1
+                pending.append((v + latency, t.id, v))
+            else:
+                s.report(t.id, [1.0, 0.0] * 4, policy_version_started=v)
+        max_in_flight = max(max_in_flight, int(buf.in_flight[buf.id_to_row[slow]]))
+        for due, tid, v0 in [x for x in pending if x[0] == v]:
+            s.report(tid, [1.0, 0.0] * 4, policy_version_started=v0)  # many versions late
+            returned += 1
+        pending = [x for x in pending if x[0] > v]
+    return buf, s, slow, sampled_slow, max_in_flight, returned
+
+
+def test_slow_items_are_counted_and_not_starved_nor_over_sampled():
+    buf, s, slow, n_slow, max_in_flight, returned = _async_run(penalty=0.05)
+    r = buf.id_to_row[slow]
+    # every late group was counted (no staleness drop): visits and evidence exist
+    assert returned >= 3 and buf.n_groups[r] == returned and buf.ev_n[r] > 0
+    assert buf.last_spread[r] == pytest.approx(0.25)
+    assert s.lp(np.array([r]))[0] > s.config.prior_lp  # its (decayed) evidence moves its LP
+    # not starved: it is drawn again soon after each return (about once per latency window)...
+    assert n_slow >= 160 // (40 + 15)
+    # ...and not over-sampled while its rollouts are out; without in-flight awareness they pile up
+    assert max_in_flight <= 2
+    *_, max_unaware, _ = _async_run(penalty=1.0)
+    assert max_unaware >= 2 * max_in_flight + 1
+
+
+def test_ablation_modes_behave_as_named():
+    def rewards(i):
+        return [1.0, 0.0] * 4 if h(i) % 2 else [0.0] * 8
+
+    buf, s = make((30, 10), mode="uniform")
+    visit(s, rewards)
+    p = s.probabilities()
+    assert p.to_numpy() == pytest.approx(np.full(len(p), 1 / len(p)))
+    buf, s = make((30, 10), mode="lp")
+    visit(s, rewards)
+    assert s.probabilities().std() > 1e-3
+    buf = EvolvingBuffer(":memory:", BufferConfig(mode="no_buffer"))
+    s = LearnabilitySampler(buf, SamplerConfig(), seed=0)
+    root = buf.add_roots(["a", "b"])[0]
+    assert buf.add_children(root, [State("a", code="x = 1")], 0) == [] and len(buf) == 2
+    t = s.sample(1, 0)[0]
+    s.report(t.id, [1.0, 0.0] * 4, 0)
+    p = s.probabilities()
+    assert p[t.id] > p.drop(t.id).iloc[0]  # still learnability-weighted over the roots
+
+
+def test_checkpoint_restore_gives_identical_subsequent_samples(tmp_path):
+    def play(s, versions):
+        ids = []
+        for v in versions:
+            tasks = s.sample(4, v)
+            for t in tasks:
+                s.report(t.id, [float((h(t.id) + v + j) % 3 == 0) for j in range(6)], v)
+                s.buf.add_children(t.id, [State(t.competition_id, code=f"{t.id}_{v}", valid=bool(v % 2))], v)
+            ids.append([t.id for t in tasks])
+        return ids
+
+    buf, s = make((5, 5, 5), path=tmp_path / "b.sqlite", seed=3)
+    play(s, range(10))
+    copy = buf.backup(tmp_path / "ckpt.sqlite")
+    live = play(s, range(10, 30))
+    # a different seed: the RNG state comes from the checkpoint
+    buf2 = EvolvingBuffer(copy, BufferConfig())
+    s2 = LearnabilitySampler(buf2, SamplerConfig(), seed=12345)
+    assert play(s2, range(10, 30)) == live
+    np.testing.assert_allclose(s2.probabilities().to_numpy(), s.probabilities().to_numpy(), rtol=1e-12)
+
+
+def test_resume_with_another_mode_is_refused(tmp_path):
+    buf, s = make((3,), path=tmp_path / "b.sqlite")
+    buf.close()
+    with pytest.warns(UserWarning, match="resuming with"):
+        other = EvolvingBuffer(tmp_path / "b.sqlite", BufferConfig(mode="uniform"))
+    with pytest.raises(ValueError, match="same BufferConfig.mode"):
+        LearnabilitySampler(other, SamplerConfig())
+
+
+def test_report_and_release_errors():
+    buf, s = make((3,))
+    with pytest.raises(KeyError, match="returned by sample"):
+        s.report("nope", [1.0], 0)
+    with pytest.raises(ValueError, match="no rollout in flight"):
+        s.release(next(iter(buf.id_to_row)))
+    with pytest.raises(ValueError, match="already has a sampler"):
+        LearnabilitySampler(buf)
