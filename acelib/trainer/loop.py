@@ -15,7 +15,6 @@ import dataclasses
 import os
 import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -198,8 +197,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
                      runtime_env={"env_vars": _actor_env()})
         started_ray = True
 
-    sampling = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    weights_root = Path(tempfile.gettempdir() if not Path("/dev/shm").exists() else "/dev/shm") / f"acelib-{run_id}"
+    # No per-request seed: every group would replay the same random stream. Engines are seeded at construction.
+    sampling = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+    weights_root = Path(comps["rollout"].sync_dir) / f"acelib-{run_id}"
     # Fractional CPU requests let learner, workers and the curriculum share a 2-core machine.
     Curriculum = ray.remote(num_cpus=0)(CurriculumActor)
     Worker = ray.remote(num_cpus=0, num_gpus=cfg.resources.gpus_per_engine, max_concurrency=2)(RolloutWorker)
