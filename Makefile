@@ -9,7 +9,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export DS_BUILD_OPS := 0
-export TORCH_EXTENSIONS_DIR := $(CURDIR)/outputs/cache/torch_extensions
+# DeepSpeed JIT-builds a CPU comm op once (~90 s); keep it in the user cache so fresh clones reuse it.
+export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/acelib/torch_extensions
 export VLLM_CPU_KVCACHE_SPACE ?= 2
 export VLLM_CPU_NUM_OF_RESERVED_CPU ?= 0
 export PIP_NO_WARN_SCRIPT_LOCATION := 1

@@ -19,8 +19,7 @@ os.dup2(2, 1)
 
 os.environ.setdefault("DS_BUILD_OPS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.join(os.path.dirname(__file__), "..", "outputs", "cache",
-                                                           "torch_extensions"))
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/acelib/torch_extensions"))
 
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402

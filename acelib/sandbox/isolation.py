@@ -130,7 +130,12 @@ def bwrap_argv(spec: LaunchSpec, sandbox_id: str, uid: int | None, data_fds: dic
         a += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for dest, fd in data_fds.items():
         a += ["--perms", "0644", "--ro-bind-data", str(fd), dest]
-    created: set[str] = {"/etc"}
+    # Private /tmp and /dev/shm BEFORE the interpreter binds: a venv that lives under /tmp (a CI clone, say) must be
+    # bound on top of the tmpfs, not hidden underneath it.
+    a += ["--proc", "/proc", "--dev", "/dev",
+          "--perms", "1777", "--size", str(spec.tmp_mb * MIB), "--tmpfs", "/tmp",
+          "--perms", "1777", "--size", str(spec.tmp_mb * MIB), "--tmpfs", "/dev/shm"]
+    created: set[str] = {"/etc", "/tmp", "/dev", "/dev/shm", "/proc"}
     for m in spec.mounts:
         # bwrap would create missing parents 0700 (e.g. /root), which the program's uid could not traverse.
         for d in _dirs_with_parents(m):
@@ -141,10 +146,7 @@ def bwrap_argv(spec: LaunchSpec, sandbox_id: str, uid: int | None, data_fds: dic
     a += ["--perms", "0755", "--dir", "/opt", "--perms", "0755", "--dir", "/opt/acelib",
           "--ro-bind", STUB_HOST_PATH, STUB_SANDBOX_PATH]
     a += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]  # core count for BLAS/torch
-    a += ["--proc", "/proc", "--dev", "/dev",
-          "--perms", "1777", "--size", str(spec.tmp_mb * MIB), "--tmpfs", "/tmp",
-          "--perms", "1777", "--size", str(spec.tmp_mb * MIB), "--tmpfs", "/dev/shm",
-          "--perms", "0777", "--size", str(spec.workspace_mb * MIB), "--tmpfs", WORKSPACE,
+    a += ["--perms", "0777", "--size", str(spec.workspace_mb * MIB), "--tmpfs", WORKSPACE,
           "--ro-bind", spec.public_dir, f"{WORKSPACE}/input",
           "--remount-ro", "/", "--chdir", WORKSPACE, "--clearenv"]
     for k, v in program_env(spec, WORKSPACE, sandbox_id).items():
