@@ -44,10 +44,15 @@ def _ensure_distributed() -> None:
         return
     for key, value in {"MASTER_ADDR": "127.0.0.1", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}.items():
         os.environ.setdefault(key, value)
+    picked_port = "MASTER_PORT" not in os.environ
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
     # The CPU accelerator may name oneCCL, which is not installed; gloo is always there.
     backend = "gloo" if get_accelerator().device_name() == "cpu" else None
     deepspeed.init_distributed(dist_backend=backend)
+    if picked_port:
+        # Rendezvous done. A port we picked must not leak into child processes (Ray actors, notebook kernels):
+        # a child learner would inherit it and fail to bind it (EADDRINUSE).
+        del os.environ["MASTER_PORT"]
 
 
 def resolve_model(name: str) -> Path | str:
