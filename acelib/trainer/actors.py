@@ -22,6 +22,16 @@ from acelib.agent.state import State
 from acelib.trainer.staleness import AdmissionControl
 
 
+def set_torch_threads(n: int | None) -> int:
+    """Give this actor's torch `n` intra-op threads (None = every core); returns the number set."""
+    import os
+
+    import torch
+    n = n or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
 class CurriculumActor:
     def __init__(self, buffer_path: str, buffer_cfg, sampler_cfg, competition_ids: list[str],
                  seed_states: list[State], groups_per_step: int, max_staleness: int, seed: int,
@@ -34,9 +44,9 @@ class CurriculumActor:
         self.admission = (AdmissionControl.from_state_dict(admission_state) if admission_state
                           else AdmissionControl(groups_per_step, max_staleness))
 
-    def acquire(self, version: int, wanted: int) -> list[dict]:
-        """Admit and sample up to `wanted` tasks at learner version `version` (admission control first)."""
-        n = self.admission.admit(version, wanted)
+    def acquire(self, steps_done: int, version: int, wanted: int) -> list[dict]:
+        """Admit (after `steps_done` learner steps) and sample up to `wanted` tasks at policy version `version`."""
+        n = self.admission.admit(steps_done, wanted)
         if n == 0:
             return []
         tasks = self.sampler.sample(n, policy_version=version)
@@ -78,11 +88,13 @@ class CurriculumActor:
 
 class RolloutWorker:
     def __init__(self, worker_index: int, model: str, backend: str, rollout_cfg, sampling, group_size: int,
-                 competitions: dict[str, str], sandbox_limits, sandbox_workers: int | None, agent_cfg, seed: int):
+                 competitions: dict[str, str], sandbox_limits, sandbox_workers: int | None, agent_cfg, seed: int,
+                 torch_threads: int | None = None):
         from acelib.rollout import make_engine
         from acelib.sandbox import SandboxPool
         from acelib.tasks import load
 
+        set_torch_threads(torch_threads)  # the hf engine's generate; rollout.hf_threads, when set, wins
         self.index = worker_index
         self.engine = make_engine(rollout_cfg, model, backend=backend, seed=seed + 1000 * worker_index)
         self.pool = SandboxPool(workers=sandbox_workers, limits=sandbox_limits)
@@ -150,10 +162,13 @@ class RolloutWorker:
 
 
 class LearnerActor:
-    def __init__(self, model_dir: str, learner_cfg, grpo_cfg, seed: int, weights_root: str):
+    def __init__(self, model_dir: str, learner_cfg, grpo_cfg, seed: int, weights_root: str,
+                 torch_threads: int | None = None):
         import dataclasses
 
         from acelib.learner import Learner
+
+        set_torch_threads(torch_threads)
 
         # The preset's learner/grpo sections are separate config blocks; the run's model and seed win over them.
         self.learner = Learner(dataclasses.replace(learner_cfg, model=model_dir, grpo=grpo_cfg, seed=seed))

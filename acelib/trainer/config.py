@@ -24,6 +24,8 @@ class ResourcesConfig:
     gpus_per_engine: float = option(0.0, "GPUs per rollout engine (0 on CPU); vLLM tensor parallel spans these")
     learner_gpus: float = option(0.0, "GPUs for the DeepSpeed learner actor (0 on CPU)")
     sandbox_workers: int | None = option(None, "concurrent sandbox executions per rollout worker (None = cores)")
+    torch_threads: int | None = option(None, "torch intra-op threads of the learner and hf-rollout actors (None = all "
+                                             "cores; Ray otherwise leaves an actor with num_cpus=0 a single thread)")
     object_store_mb: int = option(512, "Ray object store size in MiB for a local Ray (small: we ship weights via files)")
 
 

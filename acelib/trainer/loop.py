@@ -222,9 +222,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
         cur = Curriculum.remote(str(run.buffer_path), comps["buffer"], comps["sampler"], list(competitions),
                                 seed_states(cfg, list(competitions)), cfg.tasks_per_step, cfg.max_staleness,
                                 cfg.seed, admission_state)
-        learner = LearnerR.remote(model_dir, comps["learner"], comps["grpo"], cfg.seed, str(weights_root))
+        threads = cfg.resources.torch_threads
+        learner = LearnerR.remote(model_dir, comps["learner"], comps["grpo"], cfg.seed, str(weights_root), threads)
         workers = [Worker.remote(i, model_dir, cfg.backend, comps["rollout"], sampling, cfg.group_size, competitions,
-                                 comps["sandbox"], cfg.resources.sandbox_workers, comps["agent"], cfg.seed)
+                                 comps["sandbox"], cfg.resources.sandbox_workers, comps["agent"], cfg.seed, threads)
                    for i in range(cfg.resources.rollout_workers)]
         if ckpt:
             version = ray.get(learner.load_checkpoint.remote(str(ckpt[1])))
@@ -243,7 +244,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
             # 1) admit new rollouts (async: as capacity allows; sync: one step's worth, after the learner)
             slots = (cfg.tasks_per_step if cfg.mode == "sync" else 2 * len(workers)) - len(inflight)
             if slots > 0 and (cfg.mode == "async" or (not inflight and len(finished) < cfg.tasks_per_step)):
-                for task in ray.get(cur.acquire.remote(version, slots)):
+                for task in ray.get(cur.acquire.remote(step, version, slots)):
                     i = int(np.argmin(load))
                     load[i] += 1
                     inflight[workers[i].rollout.remote(task)] = (task["task_id"], i)

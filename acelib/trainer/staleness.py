@@ -5,8 +5,10 @@ learnability curriculum (rl-frameworks.md §11). Instead, a rollout group may on
 
     started_total < (version + max_staleness + 1) * groups_per_step
 
-where `started_total` counts every group ever admitted (finished, queued or running) and `version` is the
-learner's current version (= optimizer steps done). Generation therefore never runs more than `max_staleness`
+where `started_total` counts every group ever admitted (finished, queued or running) and `version` counts the
+learner steps that consumed a batch so far. A step whose groups were all filtered (zero reward variance) leaves the
+weights and the policy version unchanged but still consumed its batch: counting policy versions instead would
+stall admission for good after such a step. Generation therefore never runs more than `max_staleness`
 steps' worth of groups ahead of the learner; with max_staleness = 0 it is exactly synchronous generate → train.
 Groups that finish in admission order are consumed at most `max_staleness` versions after the version that
 generated them. A straggler (a slow execution overtaken by later groups) can be older; it is still trained on

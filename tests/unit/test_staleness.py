@@ -31,3 +31,16 @@ def test_groups_finishing_in_order_are_at_most_max_staleness_old():
         consumed += B
         assert all(version - v <= s for v in batch)
         version += 1
+
+
+def test_a_filtered_learner_step_does_not_stall_admission(tmp_path):
+    # Regression: admission used the policy version, which stays put when every group of a step is filtered
+    # (zero reward variance); with one group per step the run then deadlocked after its first step.
+    from acelib.curriculum import BufferConfig, SamplerConfig
+    from acelib.trainer.actors import CurriculumActor
+    cur = CurriculumActor(str(tmp_path / "buffer.sqlite"), BufferConfig(), SamplerConfig(), ["a", "b", "c"], [],
+                          groups_per_step=1, max_staleness=1, seed=0)
+    assert len(cur.acquire(steps_done=0, version=0, wanted=5)) == 2
+    assert len(cur.acquire(steps_done=0, version=0, wanted=5)) == 0
+    assert len(cur.acquire(steps_done=1, version=0, wanted=5)) == 1   # a batch was consumed, no update made
+    cur.close()
