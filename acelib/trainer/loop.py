@@ -264,6 +264,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
             # 3) one learner step on B groups (oldest first), while rollouts continue in async mode
             batch, finished = finished[:cfg.tasks_per_step], finished[cfg.tasks_per_step:]
             t_learn = time.perf_counter()
+            trained_from = version  # staleness of a batch is measured against the weights it updates
             lmetrics = ray.get(learner.train_step.remote([_learner_group(g) for g in batch]))
             learner_s = time.perf_counter() - t_learn
             version = ray.get(learner.get_version.remote())
@@ -279,7 +280,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
                 run.write(admission=admission)
             row = {"train/step": step, "train/version": version, "time/learner_s": learner_s,
                    "time/weight_sync_s": float(np.max(sync_s)), "time/step_s": time.perf_counter() - t_step,
-                   **group_metrics(batch, version), **_prefixed(lmetrics, "learner"),
+                   **group_metrics(batch, trained_from), **_prefixed(lmetrics, "learner"),
                    **buffer_metrics(ray.get(cur.stats.remote()))}
             t_step = time.perf_counter()
             run.append_metrics(step, row)
