@@ -20,7 +20,7 @@ from pathlib import Path
 
 from acelib.tasks import leaderboard as leaderboard_file
 from acelib.tasks.competition import Competition
-from acelib.tasks.suites import audio, images, tabular, text
+from acelib.tasks.suites import images, tabular, text
 from acelib.tasks.suites.base import SUITES_VERSION, Spec, description_md, to_csv_bytes, write_bytes
 from acelib.tasks.suites.ladder import leaderboard
 
@@ -28,7 +28,7 @@ BUILD_JSON = "build.json"        # builder version stamp; written last, so its p
 SOLUTION_FILE = "reference_solution.py"
 
 SPECS: dict[str, Spec] = {}
-for _module in (tabular, text, images, audio):
+for _module in (tabular, text, images):
     for _spec in _module.SPECS:
         if _spec.id in SPECS:
             raise ValueError(f"duplicate mini-competition id {_spec.id!r}")
