@@ -2,7 +2,7 @@
 
 One code path for CPU (single process, gloo, no launcher: the env vars are set here when missing) and GPUs (the
 device and collective backend come from DeepSpeed's accelerator). `train_step(groups)` turns a batch of
-`RolloutGroup`s into advantages (`acelib.grpo`), re-scores π_old once, and runs `ppo_epochs × num_minibatches`
+`RolloutGroup`s into advantages (`acelib.grpo`), re-scores π_old once (free when there is a single update), and runs `ppo_epochs × num_minibatches`
 optimizer updates with gradient accumulation over micro-batches. Formulas and checkpoint contents: docs/learner.md.
 
 Sequences are LEFT-padded so every completion ends at the last position: the logits of the last T+1 positions
@@ -270,9 +270,13 @@ class Learner:
             return {**info, "skipped": 1.0, "version": float(self.version), "time_s": time.perf_counter() - t0}
 
         recompute = cfg.grpo.old_logprobs == "recompute"
-        if recompute:
+        # With a single optimizer update per step, π_old *is* the current policy: the training forward pass gives
+        # its log-probs (detached) for free, so the separate no-grad scoring pass (~30% of a step) is skipped.
+        # Exact because nothing changes the weights before the update and the models here have no dropout.
+        old_from_forward = recompute and cfg.ppo_epochs == 1 and cfg.num_minibatches == 1
+        if recompute and not old_from_forward:
             self._score(seqs, "old")
-        else:
+        elif not recompute:
             for s in seqs:
                 s["old"] = s["behaviour"]
         if self.ref is not None:
@@ -290,8 +294,9 @@ class Learner:
                 num_sequences, num_tokens = self._global_counts(minibatch)
                 for mb in self._micro_batches(minibatch):
                     logp, ent = self._forward(mb, entropy=True)
+                    old = logp.detach().float() if old_from_forward else mb.grid("old")
                     loss, st = grpo.policy_loss(
-                        logp, mb.grid("old"), torch.tensor([s["advantage"] for s in mb.seqs], device=self.device),
+                        logp, old, torch.tensor([s["advantage"] for s in mb.seqs], device=self.device),
                         mb.mask, cfg.grpo, num_sequences=num_sequences, num_tokens=num_tokens,
                         behaviour_logprobs=mb.grid("behaviour") if recompute else None,
                         ref_logprobs=mb.grid("ref") if self.ref is not None else None)

@@ -172,14 +172,21 @@ def _preview(public_dir: str, rows: int, max_chars: int) -> str:
     train = root / "train.csv"
     if not train.is_file():
         train = next((p for p in top_files if p.suffix == ".csv" and "train" in p.name), None)
+    heads = []
     for path, n_rows in ((train, rows), (root / "sample_submission.csv", 2)):
         if path is None or not path.is_file():
+            heads.append("")
             continue
         head, count = _head_lines(path, n_rows)
         size = f", {count} rows" if count is not None else ""
-        lines.append(f"\n{path.name} (first {len(head) - 1} rows{size}):")
-        lines.extend(head)
-    return truncate_head("\n".join(lines), max_chars)
+        heads.append("\n".join([f"\n{path.name} (first {len(head) - 1} rows{size}):", *head]))
+    # The output format matters most, so the train head is what a tight budget cuts; the file list and the sample
+    # submission only when even they do not fit.
+    listing, train_head, sample_head = "\n".join(lines), heads[0], heads[1]
+    room = max_chars - len(listing) - len(sample_head) - 1
+    if train_head and room < len(train_head):
+        train_head = truncate_head(train_head, max(room - 40, 0)) if room > 80 else ""
+    return truncate_head("\n".join(part for part in (listing, train_head, sample_head) if part), max_chars)
 
 
 def data_preview(competition, config: PromptConfig | None = None) -> str:

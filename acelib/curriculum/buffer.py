@@ -1,9 +1,10 @@
 """Evolving Data Buffer: training tasks (agent states) with their learnability statistics, durable in SQLite.
 
 Layout (docs/buffer.md):
-- hot statistics live in numpy arrays indexed by *row*; rows are grouped in blocks of `BLOCK` rows, each block
-  owned by one competition, so the sampler can keep per-block sums and draw competition → block → item in
-  O(#blocks + BLOCK) instead of O(#items);
+- hot statistics live in numpy arrays indexed by *row* (the evidence as one [rows, 4] matrix and report()'s
+  counters as one record per row, so updating a row touches few cache lines); rows are grouped in blocks of
+  `BLOCK` rows, each block owned by one competition, so the sampler can keep per-block (and per-sub-block) sums
+  and draw competition → block → sub-block → item in O(#blocks) per batch + O(32) per draw, not O(#items);
 - SQLite (WAL) is written behind: inserts, evictions and changed statistics are queued and committed in ONE
   transaction by `checkpoint()` (the trainer calls it once per step), together with the sampler's RNG state.
   A killed process therefore loses at most what happened since the last checkpoint, and reopening the file
@@ -18,6 +19,7 @@ import math
 import sqlite3
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -46,6 +48,12 @@ _ARRAYS: dict[str, tuple[str, float]] = {
 # statistics written behind (UPDATE ... WHERE id=?), in this order
 _STAT_COLS = ("n_groups", "n_samples", "n_masked", "n_zero_spread", "ev_n", "ev_spread", "ev_mean", "ev_version",
               "last_sampled", "last_mean", "last_spread")
+# report() updates one row, and at 1M rows each separate array costs it a cache miss: so the evidence is one
+# [cap, 4] matrix and report()'s counters one record per row (the attributes are views). The rest stay plain
+# arrays: numpy reductions over strided views are slow, and `active`, `in_flight`, `last_sampled` are scanned whole.
+_EV_COLS = ("ev_n", "ev_spread", "ev_mean", "ev_version")
+_RECORD_DTYPE = np.dtype([(name, _ARRAYS[name][0]) for name in (
+    "n_groups", "n_samples", "n_masked", "n_zero_spread", "last_mean", "last_spread")], align=True)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS items (
@@ -120,8 +128,7 @@ class EvolvingBuffer:
         self._db.executescript(_SCHEMA)
         self.sampler: LearnabilitySampler | None = None
         self._cap = 0
-        for name, (dtype, fill) in _ARRAYS.items():
-            setattr(self, name, np.full(0, fill, dtype=dtype))
+        self._alloc(0)
         self.ids: list[str | None] = []
         self.parents: list[str | None] = []
         self.id_to_row: dict[str, int] = {}
@@ -148,16 +155,32 @@ class EvolvingBuffer:
         if need_rows <= self._cap:
             return
         cap = max(need_rows, 2 * self._cap, BLOCK)
-        for name, (dtype, fill) in _ARRAYS.items():
-            old = getattr(self, name)
-            new = np.full(cap, fill, dtype=dtype)
-            new[: len(old)] = old
-            setattr(self, name, new)
+        self._alloc(cap)
         self.ids.extend([None] * (cap - self._cap))
         self.parents.extend([None] * (cap - self._cap))
         self._cap = cap
         if self.sampler is not None:
             self.sampler._grow(cap)
+
+    def _alloc(self, cap: int) -> None:
+        """(Re)allocate the per-row arrays for `cap` rows (empty rows get their fill value), keeping the rows held."""
+        record = np.zeros(cap, dtype=_RECORD_DTYPE)
+        self._ev = np.zeros((cap, len(_EV_COLS)))  # [cap, 4]: the columns are ev_n, ev_spread, ev_mean, ev_version
+        for name, (dtype, fill) in _ARRAYS.items():
+            if name in _EV_COLS:
+                new = self._ev[:, _EV_COLS.index(name)]
+            elif name in _RECORD_DTYPE.names:
+                new = record[name]
+            else:
+                new = np.empty(cap, dtype=dtype)
+            new[...] = fill
+            old = self.__dict__.get(name)
+            if old is not None:
+                new[: len(old)] = old
+            setattr(self, name, new)
+        # memoryviews of the same arrays for the sampler's report(), which updates one row: an item read or write
+        # through a memoryview costs ~40 ns and yields a Python number, numpy item access 100–350 ns
+        self._mv = SimpleNamespace(**{name: memoryview(self.__dict__[name]) for name in _ARRAYS})
 
     def _comp(self, competition_id: str) -> int:
         c = self.comp_index.get(competition_id)

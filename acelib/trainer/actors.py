@@ -116,6 +116,11 @@ class RolloutWorker:
             self.engine.sync_weights(weights_dir, version)
         return time.perf_counter() - t0
 
+    def responses(self, state: State, samples: list) -> list[str]:
+        """The texts the agent step parses and executes: the samples' own. Subclasses may substitute (the pipeline
+        benchmark runs reference solutions to get real execution latency from a model that cannot write code)."""
+        return [s.text for s in samples]
+
     def rollout(self, task: dict) -> dict:
         """Sample G responses for one task, execute + grade them, return the finished group."""
         from acelib.agent import build_messages, step_batch
@@ -130,7 +135,7 @@ class RolloutWorker:
             samples = self.engine.generate([messages], self.sampling, n=self.group_size)[0]
         gen_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        results = step_batch([state] * len(samples), [s.text for s in samples], comp, self.pool, self.agent_cfg)
+        results = step_batch([state] * len(samples), self.responses(state, samples), comp, self.pool, self.agent_cfg)
         exec_s = time.perf_counter() - t1
         version = samples[0].policy_version
         children = []

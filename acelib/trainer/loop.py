@@ -138,8 +138,10 @@ def buffer_metrics(stats: dict) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------------------ the loop
-def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
-    """Run (or resume) a training run described by `cfg`; returns the resource plan when cfg.dry_run."""
+def train(cfg: TrainConfig, progress: bool = True, rollout_worker_cls: type | None = None) -> TrainResult | dict:
+    """Run (or resume) a training run described by `cfg`; returns the resource plan when cfg.dry_run.
+
+    rollout_worker_cls: a `RolloutWorker` subclass to run instead (custom agents, benchmarks)."""
     comps = component_configs(cfg)  # validates every component field before anything starts
     plan = resource_plan(cfg)
     if cfg.dry_run:
@@ -202,7 +204,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
     weights_root = Path(comps["rollout"].sync_dir) / f"acelib-{run_id}"
     # Fractional CPU requests let learner, workers and the curriculum share a 2-core machine.
     Curriculum = ray.remote(num_cpus=0)(CurriculumActor)
-    Worker = ray.remote(num_cpus=0, num_gpus=cfg.resources.gpus_per_engine, max_concurrency=2)(RolloutWorker)
+    Worker = ray.remote(num_cpus=0, num_gpus=cfg.resources.gpus_per_engine,
+                        max_concurrency=2)(rollout_worker_cls or RolloutWorker)
     LearnerR = ray.remote(num_cpus=0, num_gpus=cfg.resources.learner_gpus)(LearnerActor)
 
     cur = learner = None
@@ -236,24 +239,34 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
         ray.get([w.ready.remote() for w in workers])
 
         inflight: dict = {}      # ObjectRef → (task_id, worker index)
+        pending_sync: list = []  # weight syncs sent to the workers, not yet confirmed
+        last_sync_s = float("nan")
         finished: list[dict] = []
         load = [0] * len(workers)
         bar = tqdm(total=cfg.steps, initial=step, desc="GRPO steps", disable=not progress)
         t_step = time.perf_counter()
         while step < cfg.steps:
-            # 1) admit new rollouts (async: as capacity allows; sync: one step's worth, after the learner)
+            if pending_sync:
+                done, pending_sync = ray.wait(pending_sync, num_returns=len(pending_sync), timeout=0)
+                if done:
+                    last_sync_s = float(np.max(ray.get(done)))
+            # 1) admit new rollouts (async: as capacity allows; sync: one step's worth, after the learner). Only once
+            # every engine holds the newest weights: a rollout started on older ones could exceed max_staleness.
             slots = (cfg.tasks_per_step if cfg.mode == "sync" else 2 * len(workers)) - len(inflight)
-            if slots > 0 and (cfg.mode == "async" or (not inflight and len(finished) < cfg.tasks_per_step)):
+            if slots > 0 and not pending_sync and (cfg.mode == "async"
+                                                   or (not inflight and len(finished) < cfg.tasks_per_step)):
                 for task in ray.get(cur.acquire.remote(step, version, slots)):
                     i = int(np.argmin(load))
                     load[i] += 1
                     inflight[workers[i].rollout.remote(task)] = (task["task_id"], i)
-            if not inflight and len(finished) < cfg.tasks_per_step:
+            if not inflight and not pending_sync and len(finished) < cfg.tasks_per_step:
                 raise RuntimeError("no task could be admitted: the buffer is empty (check the suite/competitions)")
             # 2) collect finished groups in completion order
             if len(finished) < cfg.tasks_per_step:
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+                ready, _ = ray.wait(list(inflight) + pending_sync, num_returns=1)
                 for ref in ready:
+                    if ref not in inflight:
+                        continue  # a weight sync finished: collected at the top of the loop
                     task_id, i = inflight.pop(ref)
                     load[i] -= 1
                     group = ray.get(ref)
@@ -268,8 +281,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
             lmetrics = ray.get(learner.train_step.remote([_learner_group(g) for g in batch]))
             learner_s = time.perf_counter() - t_learn
             version = ray.get(learner.get_version.remote())
-            wdir = ray.get(learner.export_weights.remote())
-            sync_s = ray.get([w.sync_weights.remote(wdir, version) for w in workers])
+            if version != trained_from:  # all groups filtered out → no update, nothing to sync
+                # The learner goes on while the engines load (they may be mid-generation); step 1 admits no new
+                # rollout until they confirm. export_weights keeps two versions, so wait for the older sync first.
+                if pending_sync:
+                    last_sync_s = float(np.max(ray.get(pending_sync)))
+                wdir = ray.get(learner.export_weights.remote())
+                pending_sync = [w.sync_weights.remote(wdir, version) for w in workers]
             step += 1
             # 4) checkpoint (learner + buffer copy + admission) — the commit point of the step
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -279,7 +297,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult | dict:
                 admission = ray.get(cur.checkpoint.remote(str(cdir / "buffer.sqlite")))
                 run.write(admission=admission)
             row = {"train/step": step, "train/version": version, "time/learner_s": learner_s,
-                   "time/weight_sync_s": float(np.max(sync_s)), "time/step_s": time.perf_counter() - t_step,
+                   "time/weight_sync_s": last_sync_s, "time/step_s": time.perf_counter() - t_step,
                    **group_metrics(batch, trained_from), **_prefixed(lmetrics, "learner"),
                    **buffer_metrics(ray.get(cur.stats.remote()))}
             t_step = time.perf_counter()

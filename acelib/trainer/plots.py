@@ -21,9 +21,15 @@ def training_plots(rows: list[dict], out_dir: str | Path, buffer_snapshot: str |
 
     cols = [c for c in ("reward/mean", "rate/valid_submission", "rate/format_error") if c in df]
     long = df.melt(id_vars="step", value_vars=cols, var_name="metric", value_name="value")
+    # A step holds only B·G rollouts, so per-step values are noisy: dots are the steps, lines a rolling mean.
+    window = max(1, min(5, len(df) // 4))
+    long["smoothed"] = long.groupby("metric")["value"].transform(lambda v: v.rolling(window, min_periods=1).mean())
     fig, ax = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=long, x="step", y="value", hue="metric", marker="o", ax=ax)
-    ax.set_title("Reward and submission validity per learner step")
+    sns.scatterplot(data=long, x="step", y="value", hue="metric", alpha=0.45, legend=False, ax=ax)
+    sns.lineplot(data=long, x="step", y="smoothed", hue="metric", ax=ax)
+    ax.set_ylabel("value")
+    ax.set_title("Reward and submission validity per learner step"
+                 + (f" (lines: mean of the last {window})" if window > 1 else ""))
     paths.append(_save(fig, out / "reward_valid.png"))
 
     btypes = [c for c in df.columns if c.startswith("buffer/size_by_type/")]

@@ -178,3 +178,24 @@ def test_empty_and_masked_samples():
     assert [s["advantage"] for s in seqs] == pytest.approx([0.5, 0.0])     # group mean (1 + 0 + 0.5) / 3
     assert info["samples_masked"] == 1 and info["reward_mean"] == pytest.approx(0.5)
     assert info["staleness_max"] == 2 and info["groups_trained"] == 1
+
+
+def test_single_update_takes_pi_old_from_the_training_forward(tiny):
+    """ppo_epochs = num_minibatches = 1: π_old comes from the training forward (no scoring pass), and the update
+    equals bypass mode fed with π_old re-scored exactly (the batch's behaviour log-probs are the learner's own)."""
+    shortcut = _learner(tiny, micro_batch_size=2, adam_eps=1.0)
+    bypass = _learner(tiny, micro_batch_size=2, adam_eps=1.0, grpo={"old_logprobs": "behaviour"})
+    scored = []
+    original = shortcut._score
+    shortcut._score = lambda seqs, key, model=None: (scored.append(key), original(seqs, key, model))[1]
+    batch = _batch(shortcut)
+    scored.clear()
+    m1 = shortcut.train_step(batch)
+    m2 = bypass.train_step(batch)
+    assert scored == []
+    assert m1["loss"] == pytest.approx(m2["loss"], rel=1e-4, abs=1e-6)
+    assert m1["approx_kl"] == pytest.approx(0.0, abs=1e-6) and m1["clip_frac"] == 0.0
+    assert m1["is_weight_mean"] == pytest.approx(1.0, abs=1e-4)
+    p1, p2 = _params(shortcut), _params(bypass)
+    for k in p1:
+        torch.testing.assert_close(p1[k], p2[k], atol=1e-7, rtol=1e-5)

@@ -27,21 +27,9 @@ SECRET = "SECRET-" + secrets.token_hex(8)
 LIMITS = Limits(timeout_s=4, memory_mb=1024, max_processes=64, workspace_mb=64, tmp_mb=32, max_output_mb=8)
 
 
-class FakeCompetition:
-    def __init__(self, root: Path):
-        self.root = root
-        self.public_dir = root / "prepared" / "public"
-        self.private_dir = root / "prepared" / "private"
-
-
 @pytest.fixture
-def comp(tmp_path) -> FakeCompetition:
-    c = FakeCompetition(tmp_path / "comp")
-    c.public_dir.mkdir(parents=True)
-    c.private_dir.mkdir(parents=True)
-    (c.public_dir / "train.csv").write_text("id,x,y\n1,0.5,0\n")
-    (c.private_dir / "test.csv").write_text(f"id,y\n3,{SECRET}\n")
-    return c
+def comp(fake_competition):
+    return fake_competition({"train.csv": "id,x,y\n1,0.5,0\n"}, {"test.csv": f"id,y\n3,{SECRET}\n"})
 
 
 def _processes_of(marker: str) -> list[int]:

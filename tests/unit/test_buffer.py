@@ -1,6 +1,7 @@
 """Evolving Data Buffer: roots, insertion filters, dedup, caps, eviction, durability, export (docs/buffer.md)."""
 import sqlite3
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -149,3 +150,25 @@ def test_backup_is_a_self_contained_consistent_copy(tmp_path):
     pd.testing.assert_frame_equal(again.dataframe(), buf.dataframe())
     some = again.dataframe()["id"].iloc[-1]
     assert again.get_state(some) == buf.get_state(some)
+
+
+def test_row_storage_grows_keeping_rows_and_views_in_step():
+    # evidence is one [rows, 4] matrix and report()'s counters one record per row; the attributes are views of them
+    buf = EvolvingBuffer(":memory:")
+    root = buf.add_roots(["a"])[0]
+    first = buf.add_children(root, [child("a", f"x = {j}") for j in range(10)], 0)
+    r = buf.id_to_row[first[3]]
+    buf.ev_n[r], buf.ev_version[r], buf.n_groups[r], buf.last_mean[r] = 8.0, 3.0, 2, 0.375
+    assert buf._ev[r].tolist() == [8.0, 0.0, 0.0, 3.0]
+    cap = buf._cap
+    buf.add_children(root, [child("a", f"y = {j}") for j in range(300)], 0)  # past the first block: storage grows
+    assert buf._cap > cap
+    assert (buf.ev_n[r], buf.ev_version[r], buf.n_groups[r], buf.last_mean[r]) == (8.0, 3.0, 2, 0.375)
+    assert buf._ev[r].tolist() == [8.0, 0.0, 0.0, 3.0]
+    # rows past the filled ones hold the empty-row values (NaN means, competition −1)
+    free = buf._cap - 1
+    assert buf.comp[free] == -1 and np.isnan(buf.last_mean[free]) and np.isnan(buf.score[free])
+    # the memoryviews report() writes through follow the new arrays
+    buf._mv.ev_mean[r] = 0.5
+    buf._mv.n_samples[r] += 8
+    assert buf.ev_mean[r] == 0.5 and buf._ev[r, 2] == 0.5 and buf.n_samples[r] == 8

@@ -130,6 +130,15 @@ def test_budgets_truncate_each_part(comp):
     assert len(preview) <= 80 + 40 and "characters cut" in preview
 
 
+def test_tight_preview_budget_cuts_the_train_head_not_the_submission_format(comp):
+    full = P.data_preview(comp, PromptConfig(preview_tokens=1000))
+    tight = P.data_preview(comp, PromptConfig(preview_tokens=55, chars_per_token=4.0))   # 220 characters
+    assert len(tight) < len(full) and len(tight) <= 220 + 40
+    assert "sample_submission.csv (first 2 rows, 10 rows):\nid,y\n50,0\n51,0" in tight
+    assert "- train.csv" in tight and "train.csv (first" not in tight                  # the train head went first
+    assert "train.csv (first 5 rows, 50 rows):" in full and "characters cut" not in full
+
+
 def test_truncation_helpers():
     assert P.truncate_head("abc", 10) == "abc"
     assert P.truncate_head("a" * 20, 5).startswith("aaaaa\n[... 15 characters cut")

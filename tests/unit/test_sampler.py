@@ -5,6 +5,7 @@ import pytest
 
 from acelib.agent.state import State
 from acelib.curriculum import BufferConfig, EvolvingBuffer, LearnabilitySampler, SamplerConfig
+from acelib.curriculum.sampler import lp_of_rows
 
 
 def make(n_children=(20, 5, 0), mode="lp", path=":memory:", seed=0, **sampler_kw):
@@ -173,3 +174,81 @@ def test_report_and_release_errors():
         s.release(next(iter(buf.id_to_row)))
     with pytest.raises(ValueError, match="already has a sampler"):
         LearnabilitySampler(buf)
+
+
+class _Uniforms:
+    """Stands in for the sampler's RNG: random(n) returns the next n given values."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def random(self, n):
+        out, self.values = self.values[:n], self.values[n:]
+        return np.array(out)
+
+
+def test_draw_in_a_block_goes_sub_block_then_row():
+    # uniform mode: every available item has the same mass. Root + 20 children fill rows 0..20 of block 0, i.e.
+    # sub-block 0 (rows 0..15, 16 items) and sub-block 1 (rows 16..20, 5 items)
+    buf, s = make((20,), mode="uniform", in_flight_penalty=0.0)
+    assert sorted(buf.id_to_row.values()) == list(range(21))
+    block = np.array([0, 0, 0])
+    # u·21 = 0 → row 0; 18.9 → sub-block 1 (16 ≤ 18.9 < 21), 2.9 of its 5 items → row 18; 20.979 → row 20
+    s.rng = _Uniforms([0.0, 0.9, 0.999])
+    rows, ok = s._draw_in_blocks(block, s._coefficients())
+    assert rows.tolist() == [0, 18, 20] and ok.all()
+    # row 18 in flight (penalty 0: no mass): u·20 = 18.6 → sub-block 1, 2.6 of its 4 items → past row 18, to 19
+    buf.in_flight[18] = 1
+    s._refresh_rows(np.array([18]))
+    s.rng = _Uniforms([0.93])
+    rows, ok = s._draw_in_blocks(block[:1], s._coefficients())
+    assert rows.tolist() == [19] and ok.all()
+    # a block with no mass: flagged, the caller redraws
+    buf.in_flight[:21] = 1
+    s._refresh_rows(np.arange(21))
+    s.rng = _Uniforms([0.5])
+    assert not s._draw_in_blocks(block[:1], s._coefficients())[1].any()
+
+
+def test_terms_refreshed_lazily_equal_a_full_rebuild():
+    buf, s = make((300, 40, 0))
+    tasks = s.sample(20, 0)
+    for i, t in enumerate(tasks):
+        if i % 4:
+            s.report(t.id, [1.0, 0.0, 1.0, 1.0] if i % 2 else [0.0] * 4, 0)
+        else:
+            s.release(t.id)
+    assert s._stale  # report/release only record the row; sums catch up before they are read
+    p = s.probabilities()
+    assert not s._stale
+    T, B, S = s.T.copy(), s.B.copy(), s.S.copy()
+    s._rebuild()
+    np.testing.assert_allclose(T, s.T, rtol=1e-12)
+    np.testing.assert_allclose(B, s.B, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(S, s.S, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(p.to_numpy(), s.probabilities().to_numpy(), rtol=1e-12)
+
+
+def test_each_rollout_in_flight_is_reported_or_released_once():
+    buf, s = make((0,), in_flight_penalty=1.0)  # one item, the root; drawn again while in flight
+    t1, t2 = s.sample(1, 0)[0], s.sample(1, 0)[0]
+    r = buf.id_to_row[t1.id]
+    assert t1.id == t2.id and buf.in_flight[r] == 2
+    s.report(t1.id, [1.0, 0.0], 0)
+    s.release(t2.id)
+    assert buf.in_flight[r] == 0 and buf.n_groups[r] == 1 and buf.counters["released"] == 1
+    with pytest.raises(ValueError, match="no rollout in flight"):
+        s.report(t1.id, [1.0, 0.0], 0)
+
+
+def test_lp_of_rows_from_the_evidence_matrix():
+    buf, s = make((2,))
+    r = buf.id_to_row[sorted(buf.id_to_row)[0]]
+    # one group [1,0,1,1,0,0,0,0] at version 3: n = 8, S = 0.234375, M = 0.375
+    buf.ev_n[r], buf.ev_spread[r], buf.ev_mean[r], buf.ev_version[r] = 8.0, 0.234375, 0.375, 3.0
+    # LP_e = (2·0.1 + 8·0.234375)/10 = 0.2075; 10 versions later: 0.1 + 0.1075·0.99^10
+    assert s.lp(np.array([r]))[0] == pytest.approx(0.2075)  # the sampler is at version 0 < v_e: no decay
+    assert lp_of_rows(buf, np.array([r]), version=3)[0] == pytest.approx(0.2075)
+    assert lp_of_rows(buf, np.array([r]), version=13)[0] == pytest.approx(0.1 + 0.1075 * 0.99 ** 10)
+    others = [x for x in range(3) if x != r]
+    np.testing.assert_allclose(lp_of_rows(buf, np.array(others), version=13), [0.1, 0.1])

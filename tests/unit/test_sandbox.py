@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,22 +17,10 @@ needs_bwrap = pytest.mark.skipif(sandbox.capabilities()["mode"] != "bwrap",
                                  reason=f"no bwrap isolation here: {sandbox.capabilities()['reason']}")
 
 
-class FakeCompetition:
-    def __init__(self, root: Path):
-        self.root = root
-        self.public_dir = root / "prepared" / "public"
-        self.private_dir = root / "prepared" / "private"
-
-
 @pytest.fixture
-def comp(tmp_path) -> FakeCompetition:
-    c = FakeCompetition(tmp_path / "comp")
-    c.public_dir.mkdir(parents=True)
-    c.private_dir.mkdir(parents=True)
-    (c.public_dir / "train.csv").write_text("id,x,y\n1,0.5,0\n2,1.5,1\n")
-    (c.public_dir / "test.csv").write_text("id,x\n3,0.7\n4,1.9\n")
-    (c.private_dir / "test.csv").write_text("id,y\n3,SECRET-ANSWER\n")
-    return c
+def comp(fake_competition):
+    return fake_competition({"train.csv": "id,x,y\n1,0.5,0\n2,1.5,1\n", "test.csv": "id,x\n3,0.7\n4,1.9\n"},
+                            {"test.csv": "id,y\n3,SECRET-ANSWER\n"})
 
 
 FAST = Limits(timeout_s=20)
@@ -114,11 +101,11 @@ def test_refuses_without_namespaces(comp, monkeypatch):
         SandboxPool(workers=1)
 
 
-def test_competition_argument_is_checked(tmp_path):
+def test_competition_argument_is_checked(fake_competition):
     with pytest.raises(TypeError, match="public_dir"):
         sandbox.run("print(1)", object(), FAST)
     with pytest.raises(FileNotFoundError, match="prepare"):
-        sandbox.run("print(1)", FakeCompetition(tmp_path / "missing"), FAST)
+        sandbox.run("print(1)", fake_competition(None, name="missing"), FAST)
 
 
 def test_capabilities_report():
