@@ -6,33 +6,18 @@ for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "MPLBA
     os.environ.setdefault(k, v)
 
 
-import dataclasses  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 import pytest  # noqa: E402
-
-
-@dataclasses.dataclass
-class FakeCompetition:
-    """The part of a Competition the sandbox reads: where its public and private data live."""
-
-    root: Path
-
-    @property
-    def public_dir(self) -> Path:
-        return self.root / "prepared" / "public"
-
-    @property
-    def private_dir(self) -> Path:
-        return self.root / "prepared" / "private"
 
 
 @pytest.fixture
 def fake_competition(tmp_path):
-    """make(public={name: text}, private={name: text}, name="comp") → a FakeCompetition with those files;
-    make(None) → one whose folders do not exist."""
+    """make(public={name: text}, private={name: text}, name="comp") → a custom Competition with only those files
+    (what the sandbox reads: its public and private folders); make(None) → one whose folders do not exist."""
+    from acelib.tasks.competition import Competition
+
     def make(public: dict[str, str] | None, private: dict[str, str] | None = None, name: str = "comp"):
-        c = FakeCompetition(tmp_path / name)
+        c = Competition(id=name, root=tmp_path / name, metric="accuracy", is_lower_better=False, id_column="id",
+                        target_columns=("y",), suite="custom")
         if public is None:
             return c
         for folder, files in ((c.public_dir, public), (c.private_dir, private or {})):
