@@ -9,8 +9,8 @@ same preset both ways for N steps and prints JSON:
 - `split`: `acelib.trainer.train` as `make train` runs it: learner and engine (vLLM when installed) in separate Ray
   actors, weights synced through /dev/shm, in the preset's mode (`--mode` overrides it).
 
-Both use the same buffer/sampler settings, sandbox, agent and learner config; the colocated loop calls the same
-acelib functions the Ray actors call, in one thread. Step times exclude model loading.
+Both use the same buffer/sampler settings, sandbox, agent and learner config; the colocated loop runs the trainer's
+own actor classes (CurriculumActor, RolloutWorker) in-process, in one thread. Step times exclude model loading.
 
     .venv/bin/python bench/colocated.py [--model cpu] [--steps 6] [--mode async]
 """
@@ -31,58 +31,43 @@ for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMER
 def colocated(cfg, steps: int, workdir: str) -> dict:
     import dataclasses
 
-    from acelib.agent import build_messages, step_batch
-    from acelib.curriculum import EvolvingBuffer, LearnabilitySampler
     from acelib.learner import Learner, RolloutGroup
     from acelib.models import materialize
     from acelib.rollout.base import SamplingParams
-    from acelib.rollout.hf import HFEngine
-    from acelib.sandbox import SandboxPool
-    from acelib.tasks import load
+    from acelib.trainer.actors import CurriculumActor, RolloutWorker
     from acelib.trainer.config import component_configs
     from acelib.trainer.loop import seed_states, training_competitions
 
+    # The trainer's own actor classes, called in-process: the colocated loop differs only in where they run.
     c = component_configs(cfg)
     model_dir = str(materialize(cfg.model))
-    comps = {cid: load(root) for cid, root in training_competitions(cfg).items()}
+    comps = training_competitions(cfg)
     learner = Learner(dataclasses.replace(c["learner"], model=model_dir, grpo=c["grpo"], seed=cfg.seed))
-    engine = HFEngine(c["rollout"], model_dir, seed=cfg.seed)
-    engine.model = learner.engine.module  # generate with the learner's tensors: nothing to sync, ever
-    buffer = EvolvingBuffer(os.path.join(workdir, "colocated.sqlite"), c["buffer"])
-    buffer.add_roots(list(comps), seed_states=seed_states(cfg, list(comps)))
-    sampler = LearnabilitySampler(buffer, c["sampler"], seed=cfg.seed)
-    pool = SandboxPool(workers=cfg.resources.sandbox_workers, limits=c["sandbox"])
+    cur = CurriculumActor(os.path.join(workdir, "colocated.sqlite"), c["buffer"], c["sampler"], list(comps),
+                          seed_states(cfg, list(comps)), cfg.tasks_per_step, cfg.max_staleness, cfg.seed)
     sampling = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+    worker = RolloutWorker(0, model_dir, "hf", c["rollout"], sampling, cfg.group_size, comps, c["sandbox"],
+                           cfg.resources.sandbox_workers, c["agent"], cfg.seed)
+    worker.engine.model = learner.engine.module  # generate with the learner's tensors: nothing to sync, ever
     rows = []
     try:
-        for _ in range(steps):
+        for step in range(steps):
             t0 = time.perf_counter()
-            groups, gen_s, exec_s = [], 0.0, 0.0
-            for task in sampler.sample(cfg.tasks_per_step, policy_version=learner.version):
-                state, comp = task.state, comps[task.state.competition_id]
-                messages = build_messages(state, comp, c["agent"].prompt, time_limit_s=c["sandbox"].timeout_s)
-                t = time.perf_counter()
-                learner.engine.module.eval()
-                samples = engine.generate([messages], sampling, n=cfg.group_size)[0]
-                learner.engine.module.train()
-                gen_s += time.perf_counter() - t
-                t = time.perf_counter()
-                results = step_batch([state] * len(samples), [s.text for s in samples], comp, pool, c["agent"])
-                exec_s += time.perf_counter() - t
-                rewards, masked = [r.reward for r in results], [r.masked for r in results]
-                sampler.report(task.id, rewards, policy_version_started=learner.version, masked=masked)
-                buffer.add_children(task.id, [r.child for r in results if not r.masked], learner.version)
-                groups.append(RolloutGroup(prompt_ids=samples[0].prompt_ids, samples=samples, rewards=rewards,
-                                           masked=masked))
-            m = learner.train_step(groups)
-            engine.policy_version = learner.version
-            rows.append({"step_s": time.perf_counter() - t0, "gen_s": gen_s, "exec_s": exec_s,
-                         "learner_s": m["time_s"], "updated": not m.get("skipped"),
-                         "gen_tokens": sum(len(s.token_ids) for g in groups for s in g.samples)})
+            learner.engine.module.eval()
+            groups = [worker.rollout(task) for task in cur.acquire(step, learner.version, cfg.tasks_per_step)]
+            learner.engine.module.train()
+            for g in groups:
+                cur.report(g["task_id"], g["rewards"], g["masked"], g["version_started"], g["children"],
+                           g["policy_version"])
+            m = learner.train_step([RolloutGroup(prompt_ids=g["prompt_ids"], samples=g["samples"],
+                                                 rewards=g["rewards"], masked=g["masked"]) for g in groups])
+            worker.engine.policy_version = learner.version
+            rows.append({"step_s": time.perf_counter() - t0, "gen_s": sum(g["gen_s"] for g in groups),
+                         "exec_s": sum(g["exec_s"] for g in groups), "learner_s": m["time_s"],
+                         "updated": not m.get("skipped"), "gen_tokens": sum(g["gen_tokens"] for g in groups)})
     finally:
-        pool.close()
-        sampler.checkpoint()
-        buffer.close()
+        worker.close()
+        cur.close()
         learner.close()
     return summarize(rows)
 
