@@ -48,9 +48,10 @@ class ModelError(RuntimeError):
 class Resources:
     """What a full GRPO run with this model needs (rollout engine + learner on separate GPUs)."""
 
-    gpus: int = 0                    # total GPUs = tensor_parallel_size (rollout) + learner_gpus; 0 = CPU is fine
+    gpus: int = 0                    # total GPUs = engines × tensor_parallel_size + learner_gpus; 0 = CPU is fine
     min_gpu_mem_gib: float = 0.0     # per GPU
-    tensor_parallel_size: int = 1    # vLLM rollout engine
+    tensor_parallel_size: int = 1    # GPUs per vLLM rollout engine
+    engines: int = 1                 # vLLM rollout engines (rollout workers)
     learner_gpus: int = 0            # DeepSpeed ranks
     zero_stage: int = 0              # DeepSpeed ZeRO stage for the learner
     cpu_ram_gib: float = 0.0         # host RAM for a CPU run (rollout + learner), measured or estimated
@@ -97,10 +98,13 @@ SPECS: dict[str, ModelSpec] = {s.name: s for s in [
               Resources(gpus=4, min_gpu_mem_gib=80, tensor_parallel_size=1, learner_gpus=3, zero_stage=3),
               _QWEN3_TEMPLATE),
     ModelSpec("ace30b", "hub", "Qwen/Qwen3-30B-A3B", "Qwen3MoeForCausalLM", 30.5, "bfloat16",
-              Resources(gpus=8, min_gpu_mem_gib=80, tensor_parallel_size=2, learner_gpus=6, zero_stage=3),
+              Resources(gpus=16, min_gpu_mem_gib=80, tensor_parallel_size=2, engines=4, learner_gpus=8,
+                        zero_stage=3),
               _QWEN3_TEMPLATE,
-              "the paper's scale: 'Ace-30B', most likely Qwen3-30B-A3B (MoE, 3.3B active); learner needs ZeRO-3 "
-              "with optimizer offload to fit 6×80 GiB."),
+              "the paper's scale: 'Ace-30B', most likely Qwen3-30B-A3B (MoE, 3.3B active). Two 8×80 GiB nodes: "
+              "4 vLLM engines × TP 2 (61 GB of bf16 weights per engine) and 8 learner ranks under ZeRO-3 (bf16 "
+              "weights + grads ≈ 15 GB per rank) with the fp32 master weights and Adam states (≈ 366 GB) offloaded to "
+              "host memory."),
 ]}
 
 
@@ -124,7 +128,8 @@ def resource_plan(spec: ModelSpec | str) -> dict[str, Any]:
     return {
         "model": spec.name, "source": spec.source, "hf_id": spec.hf_id, "params_b": spec.params_b,
         "dtype": spec.dtype, "device": "cuda" if r.gpus else "cpu", "gpus": r.gpus,
-        "min_gpu_mem_gib": r.min_gpu_mem_gib, "rollout_tensor_parallel_size": r.tensor_parallel_size,
+        "min_gpu_mem_gib": r.min_gpu_mem_gib, "rollout_engines": r.engines,
+        "rollout_tensor_parallel_size": r.tensor_parallel_size,
         "learner_gpus": r.learner_gpus, "zero_stage": r.zero_stage, "cpu_ram_gib": r.cpu_ram_gib,
     }
 
@@ -151,7 +156,8 @@ def check_resources(spec: ModelSpec | str, gpus: list[float] | None = None) -> N
             f"found {len(found)} ({', '.join(f'{m:.0f} GiB' for m in found)}), {len(big)} large enough")
     raise ModelError(
         f"{spec.name} ({spec.hf_id}) needs {r.gpus} GPU(s) with ≥{r.min_gpu_mem_gib:g} GiB each "
-        f"(vLLM tensor_parallel_size={r.tensor_parallel_size} + {r.learner_gpus} DeepSpeed ZeRO-{r.zero_stage} "
+        f"({r.engines} vLLM engine(s) × tensor_parallel_size={r.tensor_parallel_size} + {r.learner_gpus} DeepSpeed "
+        f"ZeRO-{r.zero_stage} "
         f"learner GPU(s)); {have}. On a CPU machine use -p model smollm2-135m (or tiny for tests).")
 
 
@@ -316,3 +322,16 @@ def load_model(name: str, dtype: str | None = None, device: str | None = None):
     if device:
         model.to(device)
     return model.eval()
+
+
+def resolve_model_dir(model: str) -> str:
+    """The one model resolver (learner, engines, eval): a local HF directory as is; a registry name built or
+    resolved on first use; a hub id ("org/name", what `materialize` returns for hub models) as is."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json)")
+        return str(path)
+    if "/" in model and model not in SPECS and not path.is_absolute() and not model.startswith("."):
+        return model
+    return str(materialize(model))  # an unknown name raises ModelError with a did-you-mean

@@ -10,7 +10,7 @@ same preset both ways for N steps and prints JSON:
   actors, weights synced through /dev/shm, in the preset's mode (`--mode` overrides it).
 
 Both use the same buffer/sampler settings, sandbox, agent and learner config; the colocated loop runs the trainer's
-own actor classes (CurriculumActor, RolloutWorker) in-process, in one thread. Step times exclude model loading.
+own actor classes (Curriculum, RolloutWorker) in-process, in one thread. Step times exclude model loading.
 
     .venv/bin/python bench/colocated.py [--model cpu] [--steps 6] [--mode async]
 """
@@ -29,42 +29,40 @@ for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMER
 
 
 def colocated(cfg, steps: int, workdir: str) -> dict:
-    import dataclasses
-
-    from acelib.learner import Learner, RolloutGroup
+    from acelib.curriculum import Curriculum
+    from acelib.learner.engine import Learner
     from acelib.models import materialize
     from acelib.rollout.base import SamplingParams
-    from acelib.trainer.actors import CurriculumActor, RolloutWorker
-    from acelib.trainer.config import component_configs
+    from acelib.trainer.actors import RolloutWorker
     from acelib.trainer.loop import seed_states, training_competitions
 
     # The trainer's own actor classes, called in-process: the colocated loop differs only in where they run.
-    c = component_configs(cfg)
+    c = cfg.components()
     model_dir = str(materialize(cfg.model))
     comps = training_competitions(cfg)
-    learner = Learner(dataclasses.replace(c["learner"], model=model_dir, grpo=c["grpo"], seed=cfg.seed))
-    cur = CurriculumActor(os.path.join(workdir, "colocated.sqlite"), c["buffer"], c["sampler"], list(comps),
-                          seed_states(cfg, list(comps)), cfg.tasks_per_step, cfg.max_staleness, cfg.seed)
+    learner = Learner(model_dir, c.learner, c.grpo, temperature=cfg.temperature, seed=cfg.seed)
+    cur = Curriculum(os.path.join(workdir, "colocated.sqlite"), c.buffer, c.sampler, list(comps),
+                     seed_states(cfg, list(comps)), batch_size=cfg.tasks_per_step, seed=cfg.seed,
+                     std_scaling=c.grpo.std_scaling, reward_bounds=c.agent.reward.bounds)
     sampling = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
-    worker = RolloutWorker(0, model_dir, "hf", c["rollout"], sampling, cfg.group_size, comps, c["sandbox"],
-                           cfg.resources.sandbox_workers, c["agent"], cfg.seed)
+    worker = RolloutWorker(0, model_dir, "hf", c.rollout, sampling, cfg.group_size, comps, c.sandbox,
+                           cfg.resources.sandbox_workers, c.agent, cfg.seed)
     worker.engine.model = learner.engine.module  # generate with the learner's tensors: nothing to sync, ever
     rows = []
     try:
         for step in range(steps):
             t0 = time.perf_counter()
             learner.engine.module.eval()
-            groups = [worker.rollout(task) for task in cur.acquire(step, learner.version, cfg.tasks_per_step)]
+            tasks = cur.sample(cfg.tasks_per_step, learner.policy_version, step * cfg.tasks_per_step)
+            groups = [worker.rollout(task) for task in tasks]
             learner.engine.module.train()
             for g in groups:
-                cur.report(g["task_id"], g["rewards"], g["masked"], g["version_started"], g["children"],
-                           g["policy_version"])
-            m = learner.train_step([RolloutGroup(prompt_ids=g["prompt_ids"], samples=g["samples"],
-                                                 rewards=g["rewards"], masked=g["masked"]) for g in groups])
-            worker.engine.policy_version = learner.version
-            rows.append({"step_s": time.perf_counter() - t0, "gen_s": sum(g["gen_s"] for g in groups),
-                         "exec_s": sum(g["exec_s"] for g in groups), "learner_s": m["time_s"],
-                         "updated": not m.get("skipped"), "gen_tokens": sum(g["gen_tokens"] for g in groups)})
+                cur.report(g.task_id, g.rewards, g.masked, g.policy_version_started, g.children, g.policy_version)
+            m = learner.train_step([g.to_rollout_group() for g in groups])
+            worker.engine.policy_version = learner.policy_version
+            rows.append({"step_s": time.perf_counter() - t0, "gen_s": sum(g.gen_s for g in groups),
+                         "exec_s": sum(g.exec_s for g in groups), "learner_s": m["time_s"],
+                         "updated": not m.get("skipped"), "gen_tokens": sum(g.gen_tokens for g in groups)})
     finally:
         worker.close()
         cur.close()
@@ -102,7 +100,8 @@ def main() -> None:
 
     out = tempfile.mkdtemp(prefix="acelib-colocated-")
     over = {"steps": args.steps, "output_dir": out, "tracking_uri": f"sqlite:///{out}/mlflow.db",
-            "checkpoint_every": args.steps, "mode": args.mode}
+            "checkpoint_every": args.steps, "mode": args.mode,
+            **({"max_staleness": 0} if args.mode == "sync" else {"max_staleness": 1} if args.mode == "async" else {})}
     cfg = resolve(args.model, None, {**over, "run_name": "split"})
     result = {"preset": args.model, "model": cfg.model, "split_mode": cfg.mode, "steps": args.steps, "group_size": cfg.group_size,
               "tasks_per_step": cfg.tasks_per_step, "max_new_tokens": cfg.max_new_tokens, "cpu_count": os.cpu_count()}

@@ -1,9 +1,16 @@
-"""GRPO learner throughput: DeepSpeed engine vs a plain torch AdamW loop, same model, batch and loss (JSON out).
+"""GRPO learner throughput: the shared-prompt path vs the naive path, and the memory of the log-prob kernel (JSON).
 
-Tokens/s counts prompt + completion tokens through forward + backward + optimizer step (the old-log-prob pass is
-excluded: bypass mode for both, π_old := the behaviour log-probs, which are the model's own so ratios start at 1).
-Both sides see the same batch and the same advantages and compute the same loss (check: the first-step losses and
-gradient norms agree). Usage: python bench/learner.py [--model smollm2-135m] [--steps 3] [--stages 0 2]
+Learner section: `Learner.train_step` on a GRPO-shaped batch (default: SmolLM2-135M, G = 8 completions of 300 tokens
+sharing one 900-token prompt, bf16, DeepSpeed ZeRO-0, one update per step, π_old from the training forward), run
+once per layout in a fresh subprocess (so peak RSS is per layout). Reported per layout: seconds per update, peak RSS,
+and tokens/s counted as the NAIVE path's tokens (G·(P + T) per group: what the work is worth) over that layout's
+time, so the ratio is the speed-up. Behaviour log-probs are the model's own (computed once, cached between layouts).
+
+Log-prob section: peak RSS of `token_logprobs` forward + backward on bf16 logits [1, T, V] (V = 151,936, Qwen3's
+vocabulary) chunked (the learner's default 1,024 positions) vs unchunked (one float32 [T, V] copy at a time).
+
+    python bench/learner.py [--model smollm2-135m] [--groups 1] [--group-size 8] [--prompt-len 900]
+                            [--completion-len 300] [--steps 2] [--logprob-lens 2048 8192]
 """
 from __future__ import annotations
 
@@ -11,125 +18,148 @@ import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
+import sys
+import tempfile
 import time
-
-# DeepSpeed logs and prints to stdout; keep stdout for the JSON alone by pointing fd 1 at stderr for the run.
-_json_out = os.fdopen(os.dup(1), "w")
-os.dup2(2, 1)
 
 os.environ.setdefault("DS_BUILD_OPS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.expanduser("~/.cache/acelib/torch_extensions"))
-
-import torch  # noqa: E402
-from transformers import AutoModelForCausalLM  # noqa: E402
-
-from acelib import grpo  # noqa: E402
-from acelib.grpo_config import GRPOConfig  # noqa: E402
-from acelib.learner import Learner, LearnerConfig, RolloutGroup, _MicroBatch, resolve_model  # noqa: E402
-from acelib.rollout.base import Sample  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
 
-def make_batch(net, num_seqs: int, prompt_len: int, completion_len: int, seed: int = 0) -> list[RolloutGroup]:
-    """Groups of 2 random sequences with rewards 1/0 (every group trains); behaviour log-probs are `net`'s own."""
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_batch(model: str, groups: int, group_size: int, prompt_len: int, completion_len: int, temperature: float,
+               seed: int = 0) -> list:
+    """Random-token groups, rewards alternating 1/0 (every group trains); behaviour log-probs are the model's own."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from acelib.learner import RolloutGroup
+    from acelib.learner.grpo import token_logprobs
+    from acelib.models import resolve_model_dir
+    from acelib.rollout.base import Sample
+
+    net = AutoModelForCausalLM.from_pretrained(resolve_model_dir(model), dtype=torch.float32).eval()
     g = torch.Generator().manual_seed(seed)
-    vocab = net.config.vocab_size
-    groups = []
-    for _ in range(num_seqs // 2):
+    vocab, out = net.config.vocab_size, []
+    for _ in range(groups):
         prompt = torch.randint(10, vocab, (prompt_len,), generator=g).tolist()
         samples = []
-        for _ in range(2):
+        for _ in range(group_size):
             tokens = torch.randint(10, vocab, (completion_len,), generator=g).tolist()
-            mb = _MicroBatch([{"prompt": prompt, "tokens": tokens}], torch.device("cpu"))
             with torch.no_grad():
-                logits = net(input_ids=mb.input_ids, logits_to_keep=mb.T + 1).logits[:, :-1]
+                logits = net(torch.tensor([prompt + tokens])).logits[:, prompt_len - 1:-1]
             samples.append(Sample(prompt_ids=prompt, token_ids=tokens, text="", policy_version=0,
-                                  logprobs=grpo.token_logprobs(logits, mb.targets)[0].tolist()))
-        groups.append(RolloutGroup(prompt_ids=prompt, samples=samples, rewards=[1.0, 0.0]))
-    return groups
+                                  logprobs=token_logprobs(logits, torch.tensor([tokens]), temperature)[0].tolist()))
+        out.append(RolloutGroup(prompt, samples, [float(i % 2) for i in range(group_size)]))
+    return out
 
 
-def bench_deepspeed(model: str, batch, steps: int, stage: int, mbs: int) -> dict:
-    learner = Learner(LearnerConfig(model=model, lr=1e-6, zero_stage=stage, micro_batch_size=mbs,
-                                    grpo=GRPOConfig(old_logprobs="behaviour")))
-    first = learner.train_step(batch)                                      # warm-up
-    runs = [learner.train_step(batch) for _ in range(steps)]
-    tokens = sum(m["tokens_per_s"] * m["train_s"] for m in runs)
-    train_s = sum(m["train_s"] for m in runs)
-    learner.close()
-    return {"zero_stage": stage, "tokens_per_s": tokens / train_s, "s_per_step": train_s / steps,
-            "first_step_loss": first["loss"], "first_step_grad_norm": first["grad_norm"]}
+def run_layout(args) -> dict:
+    """One layout in this process: warm-up step, then `steps` timed steps."""
+    import pickle
+
+    from acelib.learner import GRPOConfig, LearnerConfig
+    from acelib.learner.engine import Learner
+
+    with open(args.batch_file, "rb") as f:
+        batch = pickle.load(f)
+    cfg = LearnerConfig(lr=1e-6, dtype=args.dtype, micro_batch_size=args.micro_batch,
+                        shared_prompt=args.layout == "shared")
+    learner = Learner(args.model, cfg, GRPOConfig(), temperature=args.temperature, seed=0)
+    first = learner.train_step(batch)
+    runs = [learner.train_step(batch) for _ in range(args.steps)]
+    train_s = sum(m["train_s"] for m in runs) / len(runs)
+    naive_tokens = sum(len(g.prompt_ids) + len(s.token_ids) for g in batch for s in g.samples)
+    return {"layout": args.layout, "micro_batch_size": args.micro_batch, "s_per_update": round(train_s, 2),
+            "tokens_computed_per_update": int(runs[0]["tokens_per_s"] * runs[0]["train_s"] + 0.5),
+            "naive_equivalent_tokens_per_s": round(naive_tokens / train_s, 1),
+            "peak_rss_mib": round(_peak_rss_mib()), "first_step_loss": first["loss"],
+            "first_step_grad_norm": first["grad_norm"], "logprob_diff_max": first["logprob_diff_max"]}
 
 
-def bench_plain(net, batch, steps: int, mbs: int) -> dict:
-    """The same update without DeepSpeed: HF model, torch AdamW, clip_grad_norm_, identical loss code."""
-    cfg = GRPOConfig(old_logprobs="behaviour")
-    net.train()
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-6)
-    rewards = torch.tensor([r for g in batch for r in g.rewards], dtype=torch.float64)
-    group_ids = torch.tensor([i for i, g in enumerate(batch) for _ in g.samples])
-    adv, _ = grpo.group_advantages(rewards, group_ids, torch.ones(len(rewards), dtype=torch.bool), cfg)
-    seqs = [{"prompt": g.prompt_ids, "tokens": s.token_ids, "old": s.logprobs}
-            for g in batch for s in g.samples]
-    for s, a in zip(seqs, adv.tolist()):
-        s["advantage"] = a
-    num_tokens = sum(len(s["tokens"]) for s in seqs)
+def run_logprob_memory(args) -> dict:
+    """Peak RSS of token_logprobs forward + backward on bf16 logits [1, T, V] in this process."""
+    import torch
 
-    def step() -> tuple[int, float]:
-        tokens, total = 0, 0.0
-        for i in range(0, len(seqs), mbs):
-            mb = _MicroBatch(seqs[i:i + mbs], torch.device("cpu"))
-            logits = net(input_ids=mb.input_ids, attention_mask=mb.attention_mask, position_ids=mb.position_ids,
-                         logits_to_keep=mb.T + 1).logits[:, :-1]
-            logp = grpo.token_logprobs(logits, mb.targets)
-            loss, _ = grpo.policy_loss(logp, mb.grid("old"), torch.tensor([s["advantage"] for s in mb.seqs]),
-                                       mb.mask, cfg, num_sequences=len(seqs), num_tokens=num_tokens)
-            loss.backward()
-            tokens += int(mb.attention_mask.sum())
-            total += loss.item()
-        norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0))
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return tokens, total, norm
+    from acelib.learner.grpo import token_logprobs
+    T, V = args.length, 151_936
+    logits = torch.randn(1, T, V, dtype=torch.bfloat16).requires_grad_()
+    targets = torch.randint(0, V, (1, T))
+    base = _peak_rss_mib()
+    t0 = time.perf_counter()
+    token_logprobs(logits, targets, 0.7, args.chunk or None).sum().backward()
+    return {"T": T, "V": V, "chunk": args.chunk or "none (one fp32 [T, V] copy)", "logits_bf16_mib": round(T * V * 2 / 2**20),
+            "peak_rss_mib": round(_peak_rss_mib()), "rss_before_mib": round(base),
+            "seconds": round(time.perf_counter() - t0, 2)}
 
-    _, first_loss, first_norm = step()                                       # warm-up
-    t0, tokens = time.perf_counter(), 0
-    for _ in range(steps):
-        tokens += step()[0]
-    dt = time.perf_counter() - t0
-    return {"tokens_per_s": tokens / dt, "s_per_step": dt / steps, "first_step_loss": first_loss,
-            "first_step_grad_norm": first_norm}
+
+def _child(argv: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--seqs", type=int, default=4)
-    ap.add_argument("--prompt-len", type=int, default=64)
-    ap.add_argument("--completion-len", type=int, default=64)
-    ap.add_argument("--micro-batch", type=int, default=4)
-    ap.add_argument("--stages", type=int, nargs="+", default=[0, 2])
+    ap.add_argument("--groups", type=int, default=1)
+    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--prompt-len", type=int, default=900)
+    ap.add_argument("--completion-len", type=int, default=300)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--dtype", default="bf16", choices=("bf16", "fp32"))
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--logprob-lens", type=int, nargs="*", default=[2048, 8192])
+    ap.add_argument("--child", choices=("layout", "logprob"), help=argparse.SUPPRESS)
+    ap.add_argument("--layout", choices=("naive", "shared"), help=argparse.SUPPRESS)
+    ap.add_argument("--micro-batch", type=int, default=8, help="sequences (naive) / completions (shared) per forward")
+    ap.add_argument("--batch-file", help=argparse.SUPPRESS)
+    ap.add_argument("--length", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--chunk", type=int, default=1024, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    torch.manual_seed(0)
+    if args.child:
+        # DeepSpeed prints to stdout: keep the last stdout line for the JSON by sending the rest to stderr.
+        real_stdout = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        result = run_layout(args) if args.child == "layout" else run_logprob_memory(args)
+        print(json.dumps(result), file=real_stdout, flush=True)
+        return
+
+    import pickle
+
+    import torch
     t0 = time.perf_counter()
-    net = AutoModelForCausalLM.from_pretrained(resolve_model(args.model), dtype=torch.float32).eval()
-    net.config.use_cache = False
-    batch = make_batch(net, args.seqs, args.prompt_len, args.completion_len)
-    plain = bench_plain(net, batch, args.steps, args.micro_batch)
-    del net
-    ds = [bench_deepspeed(args.model, batch, args.steps, s, args.micro_batch) for s in args.stages]
+    with tempfile.NamedTemporaryFile(suffix=".pkl", delete=False) as f:
+        pickle.dump(make_batch(args.model, args.groups, args.group_size, args.prompt_len, args.completion_len,
+                               args.temperature), f)
+    common = ["--model", args.model, "--batch-file", f.name, "--dtype", args.dtype, "--steps", str(args.steps),
+              "--temperature", str(args.temperature), "--micro-batch", str(args.micro_batch)]
+    try:
+        layouts = {layout: _child(["--child", "layout", "--layout", layout, *common]) for layout in ("naive", "shared")}
+    finally:
+        os.unlink(f.name)
+    memory = [_child(["--child", "logprob", "--length", str(n), "--chunk", str(c)])
+              for n in args.logprob_lens for c in ((1024, 0) if n <= 2048 else (1024,))]
     print(json.dumps({
-        "bench": "learner", "model": args.model, "device": "cpu" if not torch.cuda.is_available() else "cuda",
-        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-        "batch": f"{args.seqs} x ({args.prompt_len} prompt + {args.completion_len} completion) tokens",
-        "micro_batch": args.micro_batch, "timed_steps": args.steps, "dtype": "fp32",
-        "plain_torch_adamw": plain,
-        "deepspeed": ds,
-        "deepspeed_over_plain_time_ratio": {f"zero{d['zero_stage']}": d["s_per_step"] / plain["s_per_step"]
-                                            for d in ds},
-        "wall_s": time.perf_counter() - t0,
-    }, indent=2), file=_json_out, flush=True)
+        "bench": "learner", "model": args.model, "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+        "cpu": platform.processor() or platform.machine(), "dtype": args.dtype,
+        "batch": f"{args.groups} group(s) x G={args.group_size}: {args.prompt_len}-token prompt + "
+                 f"{args.completion_len}-token completions",
+        "layouts": layouts,
+        "shared_over_naive": round(layouts["shared"]["naive_equivalent_tokens_per_s"]
+                                   / layouts["naive"]["naive_equivalent_tokens_per_s"], 2),
+        "goal_shared_over_naive": 2.5,
+        "logprob_memory": memory,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }, indent=2), flush=True)
 
 
 if __name__ == "__main__":

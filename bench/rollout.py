@@ -1,9 +1,13 @@
-"""Rollout throughput: SmolLM2-135M, 16 chat prompts × 128 new tokens, vLLM vs transformers in one run.
+"""Rollout throughput: SmolLM2-135M, 128 new tokens per sequence, vLLM vs transformers in one run.
 
-Prints one JSON object: generated tokens/s per backend (sampling at temperature 1, the RL setting; a response
-that ends on EOS before 128 tokens counts only its tokens), the vLLM/hf ratio, engine start-up time and weight-sync
-latency (an fp32 `model.safetensors` as the CPU learner exports it, in /dev/shm). Run: `.venv/bin/python
-bench/rollout.py` (the `__main__` guard is required: vLLM spawns processes).
+Two shapes per backend, same number of sequences (16):
+- raw batch: 16 different chat prompts × 1 sample, one `generate` call;
+- in-loop: what a rollout worker does, one prompt × G = 8 samples per call (`generate([prompt], n=8)`), two calls.
+  vLLM serves n = 8 as one request whose samples share the prompt's prefill (`enable_prefix_caching`).
+Prints one JSON object: generated tokens/s per backend and shape (sampling at temperature 1; a response that ends on
+EOS before 128 tokens counts only its tokens), in-loop / raw (goal ≥ 0.8), the vLLM/hf ratio, engine start-up time
+and weight-sync latency (an fp32 `model.safetensors` as the CPU learner exports it, in /dev/shm). Run:
+`.venv/bin/python bench/rollout.py` (the `__main__` guard is required: vLLM spawns processes).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import time
 
 PROMPTS = 16
 NEW_TOKENS = 128
+GROUP = 8
 # stdout carries only the JSON result; vLLM logs to stdout by default (its engine processes inherit this).
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 TOPICS = ["pandas groupby", "a logistic regression baseline", "k-fold cross-validation", "reading a CSV",
@@ -49,15 +54,26 @@ def run(backend: str, model_dir: str, sync_dir: str) -> dict:
     try:
         engine.generate(prompts()[:2], SamplingParams(max_new_tokens=8, seed=0))  # warm-up
         t0 = time.perf_counter()
-        out = engine.generate(prompts(), SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS, seed=0))
+        out = engine.generate(prompts(), SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS))
         gen_s = time.perf_counter() - t0
         tokens = sum(len(g[0].token_ids) for g in out)
+        t0 = time.perf_counter()
+        loop_tokens = 0
+        for p in prompts()[:PROMPTS // GROUP]:
+            group = engine.generate([p], SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS), n=GROUP)[0]
+            loop_tokens += sum(len(s.token_ids) for s in group)
+        loop_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         engine.sync_weights(sync_dir, 1)
         sync_s = time.perf_counter() - t0
     finally:
         engine.close()
-    return {"tokens": tokens, "seconds": round(gen_s, 2), "tokens_per_s": round(tokens / gen_s, 1),
+    raw, loop = tokens / gen_s, loop_tokens / loop_s
+    return {"raw_batch": {"sequences": PROMPTS, "tokens": tokens, "seconds": round(gen_s, 2),
+                          "tokens_per_s": round(raw, 1)},
+            "in_loop": {"sequences": PROMPTS, "calls": PROMPTS // GROUP, "n_per_call": GROUP, "tokens": loop_tokens,
+                        "seconds": round(loop_s, 2), "tokens_per_s": round(loop, 1)},
+            "in_loop_over_raw": round(loop / raw, 2), "tokens_per_s": round(raw, 1),
             "startup_s": round(startup, 1), "sync_weights_s": round(sync_s, 2), "dtype": engine.dtype}
 
 
@@ -69,7 +85,8 @@ def main() -> None:
     sync_dir = export_fp32(model_dir)
     try:
         result = {"model": "smollm2-135m", "prompts": PROMPTS, "max_new_tokens": NEW_TOKENS, "temperature": 1.0,
-                  "cpus": os.cpu_count(), "auto_backend": choose_backend("auto")}
+                  "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], "auto_backend": choose_backend("auto"),
+                  "goal_in_loop_over_raw": 0.8}
         backends = (["vllm"] if choose_backend("auto") == "vllm" else []) + ["hf"]
         for b in backends:
             result[b] = run(b, model_dir, sync_dir)

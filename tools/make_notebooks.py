@@ -59,14 +59,18 @@ competitions = None      # list of training competition ids (None: the preset's)
 resume = ""              # a run directory or MLflow run id to continue
 dry_run = False          # validate the configuration and print the resource plan only
 tracking_uri = None      # MLflow store; None: sqlite:///outputs/mlflow.db
-overrides = {}           # any other TrainConfig field, dotted for components, e.g. {"learner.lr": 1e-5}
+overrides = {}           # any other TrainConfig field, dotted for components, e.g. {"learner.lr": 1e-5} (or JSON text)
 """),
         code(SETUP),
         code("""
 from acelib.trainer import resolve, train
-from acelib.trainer.loop import resource_plan
-cfg = resolve(model, params_file, dict(steps=steps, seed=seed, sampling=sampling, mode=mode, competitions=competitions,
-                                       resume=resume, dry_run=dry_run, tracking_uri=tracking_uri, **overrides))
+from acelib.trainer.config import parse_list, parse_mapping
+from acelib.trainer.plan import resource_plan
+# papermill passes what a user types with -p as strings: mappings and lists may come as JSON/YAML text
+cfg = resolve(model, params_file, {**parse_mapping(overrides, "overrides"),
+                                   **dict(steps=steps, seed=seed, sampling=sampling, mode=mode,
+                                          competitions=parse_list(competitions, "competitions") or None,
+                                          resume=resume, dry_run=dry_run, tracking_uri=tracking_uri)})
 import json; print(json.dumps(resource_plan(cfg), indent=2))
 """),
         code("""
@@ -150,9 +154,12 @@ overrides = {}
         code(SETUP),
         code("""
 from acelib.trainer import resolve
+from acelib.trainer.config import parse_list, parse_mapping
 from acelib.trainer.experiments import run_ablations
-cfg = resolve(model, params_file, dict(steps=steps, competitions=competitions, tracking_uri=tracking_uri, **overrides))
-parent_id, df = run_ablations(cfg, modes=modes, seeds=seeds)
+cfg = resolve(model, params_file, {**parse_mapping(overrides, "overrides"),
+                                   **dict(steps=steps, competitions=parse_list(competitions, "competitions") or None,
+                                          tracking_uri=tracking_uri)})
+parent_id, df = run_ablations(cfg, modes=parse_list(modes, "modes"), seeds=parse_list(seeds, "seeds"))
 print("MLflow parent run:", parent_id)
 """),
         code("""

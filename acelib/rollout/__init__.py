@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from pathlib import Path
 
+from acelib.models import resolve_model_dir
 from acelib.rollout.base import Engine, Messages, Sample, SamplingParams
 from acelib.rollout.config import RolloutConfig
 
@@ -33,20 +33,6 @@ def choose_backend(backend: str = "auto") -> str:
     if backend != "auto":
         return backend
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
-
-
-def resolve_model_dir(model: str) -> str:
-    """A local HF directory as is; a registry name (acelib.models) built or resolved on first use; a hub id
-    ("org/name", what `materialize` returns for hub models) as is."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json)")
-        return str(path)
-    from acelib import models
-    if "/" in model and model not in models.SPECS and not path.is_absolute() and not model.startswith("."):
-        return model
-    return str(models.materialize(model))  # an unknown name raises ModelError with a did-you-mean
 
 
 def make_engine(rollout_cfg: RolloutConfig, model: str, backend: str = "auto", seed: int = 0) -> Engine:

@@ -16,8 +16,10 @@ Messages = list[dict]  # [{"role": "system"|"user"|"assistant", "content": str},
 
 @dataclasses.dataclass
 class SamplingParams:
-    temperature: float = option(1.0, "sampling temperature (1.0 = the policy's own distribution, as GRPO assumes)")
-    top_p: float = option(1.0, "nucleus sampling mass; <1 makes behaviour log-probs differ from the policy's")
+    temperature: float = option(1.0, "sampling temperature: samples come from softmax(logits / temperature), the "
+                                      "density the engines' log-probs and the learner both use (0 = greedy)")
+    top_p: float = option(1.0, "nucleus sampling mass; < 1 truncates the density (evaluation only: not trainable)")
+    top_k: int = option(0, "sample among the k most likely tokens only (0 = off; > 0: evaluation only)")
     max_new_tokens: int = option(512, "maximum tokens per response")
     seed: int | None = option(None, "sampling seed (None = nondeterministic)")
 
@@ -70,6 +72,19 @@ def validate_request(prompts: list[Messages], sampling: SamplingParams, n: int) 
         raise ValueError(f"SamplingParams.top_p must lie in (0, 1], got {sampling.top_p}")
     if sampling.temperature < 0:
         raise ValueError(f"SamplingParams.temperature must be ≥ 0 (0 = greedy), got {sampling.temperature}")
+    if sampling.top_k < 0:
+        raise ValueError(f"SamplingParams.top_k must be ≥ 0 (0 = off), got {sampling.top_k}")
+
+
+def check_trainable(sampling: SamplingParams) -> None:
+    """Refuse sampling settings whose density the learner cannot reproduce (it scores softmax(logits / T) over the
+    whole vocabulary): greedy decoding, nucleus (top_p < 1) and top-k truncation."""
+    if sampling.temperature <= 0:
+        raise ValueError("training needs temperature > 0: greedy samples have no density to train on")
+    if sampling.top_p < 1.0 or sampling.top_k > 0:
+        raise ValueError(f"training needs top_p = 1 and top_k = 0 (got top_p={sampling.top_p}, "
+                         f"top_k={sampling.top_k}): the learner cannot reproduce a truncated sampling density, "
+                         "so the policy gradient would be biased. Use them for evaluation only.")
 
 
 def engine_dtype(requested: str, model_dir: str) -> str:

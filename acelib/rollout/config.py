@@ -17,11 +17,11 @@ class RolloutConfig:
         "auto", "weights/compute dtype of the engine: 'auto' = the checkpoint's own dtype (config.json: tiny "
         "float32, smollm2-135m bfloat16, Qwen3 bfloat16)", choices=("auto", "float32", "bfloat16", "float16"))
     logprobs_mode: str = option(
-        "raw",
-        "which behaviour log-probs a Sample carries: 'raw' = log-softmax of the unmodified logits (temperature 1, "
-        "no top-p), i.e. the quantity Learner.logprobs computes, so behaviour and π_old agree exactly at equal "
-        "weights; 'processed' = log-prob under the distribution actually sampled from (after temperature and "
-        "top-p). Identical when temperature=1 and top_p=1. See docs/rollout.md §log-probs",
+        "processed",
+        "which behaviour log-probs a Sample carries: 'processed' = the log-density of the distribution actually "
+        "sampled from (softmax(logits / temperature), after top-p/top-k), what the learner scores and the TIS "
+        "weight needs; 'raw' = log-softmax of the unmodified logits (temperature 1), a diagnostic only. The "
+        "trainer refuses 'raw' when temperature ≠ 1. See docs/rollout.md §log-probs",
         choices=("raw", "processed"))
     sync_dir: str = option(
         "/dev/shm", "where weights for engine sync are written (Learner.export_weights → engine.sync_weights); "

@@ -51,7 +51,8 @@ class HFEngine:
         # checkpoint's generation config and then transformers' global defaults (top_k=50!).
         return GenerationConfig(
             do_sample=not greedy, temperature=1.0 if greedy else sampling.temperature,
-            top_p=1.0 if greedy else sampling.top_p, top_k=None if greedy else 0, typical_p=1.0, repetition_penalty=1.0,
+            top_p=1.0 if greedy else sampling.top_p, top_k=None if greedy else sampling.top_k, typical_p=1.0,
+            repetition_penalty=1.0,
             no_repeat_ngram_size=0, epsilon_cutoff=0.0, eta_cutoff=0.0, max_new_tokens=sampling.max_new_tokens,
             min_new_tokens=0, num_beams=1, eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
             return_dict_in_generate=True, output_logits=self.cfg.logprobs_mode == "raw",

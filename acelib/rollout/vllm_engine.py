@@ -2,8 +2,9 @@
 
 - Prompts are tokenised with the HF chat template (`base.chat_prompt_ids`) and sent as token ids, so prompt ids
   are identical to the transformers backend and to what the learner re-scores.
-- Behaviour log-probs: vLLM's `logprobs_mode` "raw_logprobs" (default: log-softmax of the unmodified logits,
-  the learner's quantity) or "processed_logprobs" (after temperature/top-p), per RolloutConfig.logprobs_mode.
+- Behaviour log-probs: vLLM's "processed_logprobs" (default: the log-density actually sampled from, i.e.
+  log_softmax(logits / temperature) with top_p = 1 and top_k = 0, the learner's quantity) or "raw_logprobs"
+  (temperature 1, a diagnostic), per RolloutConfig.logprobs_mode.
 - Weight sync: vLLM's own `reload_weights(weights_path=DIR)` worker method through `collective_rpc`, then
   `reset_prefix_cache()` (cached KV of old weights must not be reused). Measured on CPU (feasibility.md): 0.4–0.6 s
   for SmolLM2-135M; `model.load_weights` on the live model does not work on CPU (layers are repacked for oneDNN
@@ -109,7 +110,7 @@ class VLLMEngine:
         greedy = sampling.temperature == 0
         params = VLLMSampling(
             n=1 if greedy else n, temperature=sampling.temperature, top_p=1.0 if greedy else sampling.top_p,
-            top_k=0, max_tokens=sampling.max_new_tokens, seed=sampling.seed,
+            top_k=0 if greedy else sampling.top_k, max_tokens=sampling.max_new_tokens, seed=sampling.seed,
             logprobs=0,  # 0 = only the sampled token's log-prob
             stop_token_ids=self.stop_ids, skip_special_tokens=True)
         # vLLM refuses n > 1 with greedy decoding; n identical requests give the same result.

@@ -1,17 +1,25 @@
-"""TrainConfig: every knob of a training run, plus preset loading (params/*.yaml) and overrides.
+"""TrainConfig: every knob of a training run, typed and nested, plus preset loading (params/*.yaml) and overrides.
 
 Resolution order (later wins): dataclass defaults → preset YAML (`params/<model>.yaml`, or `params_file`)
-→ notebook/papermill overrides. Anything unknown or ill-typed fails here, before Ray, models or data start,
-with the offending field named (`acelib.config.ConfigError`).
+→ notebook/papermill overrides. Every component section is its component's own config dataclass (LearnerConfig,
+GRPOConfig, BufferConfig, ...), so `from_dict` validates the whole tree once, errors name the field path
+(`learner.lr`), and `describe()` documents every field. Values one setting determines for another (the rollout
+temperature for the learner, max_new_tokens for Dr. GRPO's constant, gpus_per_engine for vLLM's tensor parallel
+size, sampling for the buffer's mode) are filled in by `validate`, which refuses contradictions instead of
+silently rewriting them. Nothing here imports torch or Ray.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import Any
 
-from acelib.config import ConfigError, from_dict, option, to_dict
+from acelib.agent.config import AgentConfig
+from acelib.config import ConfigError, from_dict, option
+from acelib.curriculum.config import BufferConfig, SamplerConfig
+from acelib.learner.config import GRPOConfig, LearnerConfig
+from acelib.rollout.config import RolloutConfig
+from acelib.sandbox.limits import Limits
 
 PARAMS_DIR = Path(__file__).resolve().parents[2] / "params"
 
@@ -21,12 +29,31 @@ class ResourcesConfig:
     ray_address: str = option("", "Ray cluster address for ray.init(address=...); '' starts Ray in-process on this machine")
     num_cpus: int | None = option(None, "CPUs Ray may use locally (None = all cores)")
     rollout_workers: int = option(1, "number of rollout-worker actors (each drives one engine)")
-    gpus_per_engine: float = option(0.0, "GPUs per rollout engine (0 on CPU); vLLM tensor parallel spans these")
-    learner_gpus: float = option(0.0, "GPUs for the DeepSpeed learner actor (0 on CPU)")
+    gpus_per_engine: int = option(
+        0, "GPUs per rollout engine (0 on CPU); vLLM's tensor_parallel_size is set to this (rollout.tensor_parallel_size "
+        "may be left at 1 or set equal)")
+    learner_gpus: int = option(0, "GPUs of the learner: one DeepSpeed rank per GPU (0 on CPU)")
+    learner_ranks: int = option(
+        1, "CPU only (learner_gpus = 0): learner processes forming one gloo process group (DeepSpeed ZeRO across them)")
     sandbox_workers: int | None = option(None, "concurrent sandbox executions per rollout worker (None = cores)")
     torch_threads: int | None = option(None, "torch intra-op threads of the learner and hf-rollout actors (None = all "
                                              "cores; Ray otherwise leaves an actor with num_cpus=0 a single thread)")
     object_store_mb: int = option(512, "Ray object store size in MiB for a local Ray (small: we ship weights via files)")
+    start_timeout_s: float = option(
+        900.0, "longest wait for an actor to start (engine load, learner rendezvous, DeepSpeed op build) before the "
+        "run fails naming what it waited for")
+
+    @property
+    def learner_processes(self) -> int:
+        return self.learner_gpus if self.learner_gpus > 0 else self.learner_ranks
+
+    def validate(self) -> None:
+        if self.rollout_workers < 1:
+            raise ConfigError("resources.rollout_workers must be ≥ 1")
+        if self.gpus_per_engine < 0 or self.learner_gpus < 0 or self.learner_ranks < 1:
+            raise ConfigError("resources.gpus_per_engine and learner_gpus must be ≥ 0, learner_ranks ≥ 1")
+        if self.learner_gpus > 0 and self.learner_ranks != 1:
+            raise ConfigError("resources.learner_ranks is for CPU learners; on GPUs set learner_gpus (one rank per GPU)")
 
 
 @dataclasses.dataclass
@@ -36,17 +63,23 @@ class TrainConfig:
     competitions: list[str] = option(default_factory=list, help="subset of the suite's competition ids ([] = all)")
     steps: int = option(12, "learner steps (optimizer updates) to run; the paper used 400")
     seed: int = option(0, "seed for the sampler, engines and learner")
-    sampling: str = option("lp", "task sampling: lp (Learnability Potential), uniform, no_buffer (roots only) — the paper's ablations",
-                           choices=("lp", "uniform", "no_buffer"))
-    mode: str = option("async", "async: rollout workers and learner overlap (bounded staleness); sync: generate → train → generate",
+    sampling: str = option("lp", "task sampling: lp (Learnability Potential), uniform, no_buffer (roots only) — the "
+                                 "paper's ablations; also sets buffer.mode", choices=("lp", "uniform", "no_buffer"))
+    mode: str = option("async", "async: rollouts and learner steps overlap (staleness ≤ max_staleness); sync: generate "
+                                "→ train → generate, strictly on-policy (needs max_staleness = 0)",
                        choices=("async", "sync"))
     tasks_per_step: int = option(2, "GRPO groups (buffer tasks) consumed by one learner step")
     group_size: int = option(4, "G: responses sampled per task; GRPO advantages are relative within a group")
-    max_staleness: int = option(1, "admission control: generation may run at most this many learner steps ahead (0 = on-policy)")
+    max_staleness: int = option(1, "admission control: generation may run at most this many learner steps ahead "
+                                   "(0 = on-policy; must be 0 in sync mode)")
     seed_with_reference: bool = option(True, "also seed the buffer with each competition's reference solution as an improve task")
     backend: str = option("auto", "rollout engine: vllm, hf (transformers generate) or auto (vllm if it works here)",
                           choices=("auto", "vllm", "hf"))
-    temperature: float = option(1.0, "sampling temperature for rollouts")
+    temperature: float = option(1.0, "sampling temperature of the rollouts; the learner scores softmax(logits / "
+                                     "temperature), the density the samples came from")
+    top_p: float = option(1.0, "nucleus sampling mass: must stay 1 for training (the learner cannot reproduce a "
+                               "truncated density); eval takes its own")
+    top_k: int = option(0, "top-k sampling: must stay 0 (off) for training, like top_p")
     max_new_tokens: int = option(384, "maximum tokens per response (plan + script)")
     output_dir: str = option("outputs/runs", "where run directories (checkpoints, buffer, plots) are created")
     run_name: str = option("", "run name (default: <model>-<sampling>-<timestamp>)")
@@ -57,16 +90,21 @@ class TrainConfig:
     dry_run: bool = option(False, "validate the whole configuration and print the resource plan; start nothing")
     checkpoint_every: int = option(1, "save a full checkpoint (learner, buffer, sampler) every N steps")
     keep_checkpoints: int = option(2, "how many recent checkpoints to keep on disk")
+    max_masked_share: float = option(
+        0.5, "a learner step whose samples are infra-masked (generation, execution or grading faults) beyond this "
+        "share fails the run loudly: a broken sandbox or grader must not train silently on nothing")
     resources: ResourcesConfig = option(default_factory=ResourcesConfig, help="Ray placement and resources")
-    # Component configs: validated by the component's own dataclass (see `component_configs`).
-    learner: dict = option(default_factory=dict, help="acelib.learner_config.LearnerConfig fields (lr, zero_stage, ...)")
-    grpo: dict = option(default_factory=dict, help="acelib.grpo_config.GRPOConfig fields (loss_type, epsilon_high, beta, ...)")
-    buffer: dict = option(default_factory=dict, help="acelib.curriculum.BufferConfig fields (caps, eviction, ...)")
-    sampler: dict = option(default_factory=dict, help="acelib.curriculum.SamplerConfig fields (prior_lp, decay, power, uniform_share, ...)")
-    sandbox: dict = option(default_factory=dict, help="acelib.sandbox.Limits fields (timeout_s, memory_mb, ...)")
-    agent: dict = option(default_factory=dict, help="acelib.agent.config.AgentConfig fields: prompt budgets, memory, "
-                                                      "reward (e.g. {'reward': {'score_source': 'test'}})")
-    rollout: dict = option(default_factory=dict, help="acelib.rollout.RolloutConfig fields (engine options)")
+    learner: LearnerConfig = option(default_factory=LearnerConfig, help="DeepSpeed learner (lr, zero_stage, dtype, "
+                                                                        "micro_batch_size, shared_prompt, ...)")
+    grpo: GRPOConfig = option(default_factory=GRPOConfig, help="GRPO advantage and loss (loss_type, epsilon_high, beta, "
+                                                               "...)")
+    buffer: BufferConfig = option(default_factory=BufferConfig, help="Evolving Data Buffer (caps, eviction, ...)")
+    sampler: SamplerConfig = option(default_factory=SamplerConfig, help="Learnability sampler (prior_lp, decay, power, "
+                                                                        "uniform_share, ...)")
+    sandbox: Limits = option(default_factory=Limits, help="sandbox limits (timeout_s, memory_mb, ...)")
+    agent: AgentConfig = option(default_factory=AgentConfig, help="agent scaffold: prompt budgets, memory, reward "
+                                                                   "(e.g. {'reward': {'score_source': 'test'}})")
+    rollout: RolloutConfig = option(default_factory=RolloutConfig, help="rollout-engine options")
 
     def validate(self) -> None:
         if self.steps < 0:
@@ -78,8 +116,56 @@ class TrainConfig:
         if self.max_staleness < 0:
             raise ConfigError("max_staleness must be >= 0")
         if self.mode == "sync" and self.max_staleness != 0:
-            # sync mode is by definition on-policy; keep one meaning per setting
-            object.__setattr__(self, "max_staleness", 0)
+            raise ConfigError(f"mode='sync' is strictly on-policy: set max_staleness=0 (got {self.max_staleness}), "
+                              "or use mode='async'")
+        if not 0.0 < self.max_masked_share <= 1.0:
+            raise ConfigError("max_masked_share must lie in (0, 1]")
+        if self.temperature <= 0 or self.top_p < 1.0 or self.top_k != 0:
+            raise ConfigError(f"training samples must keep a density the learner can score: temperature > 0, "
+                              f"top_p = 1, top_k = 0 (got {self.temperature}, {self.top_p}, {self.top_k}); truncated "
+                              "sampling (top_p/top_k) would bias the policy gradient. Use them for evaluation only.")
+        if self.rollout.logprobs_mode == "raw" and self.temperature != 1.0:
+            raise ConfigError("rollout.logprobs_mode='raw' gives temperature-1 log-probs, but rollouts are sampled at "
+                              f"temperature {self.temperature}: the TIS weight would compare different densities. "
+                              "Use rollout.logprobs_mode='processed' (the default).")
+        self.resources.validate()
+        if self.buffer.mode not in (BufferConfig().mode, self.sampling):
+            raise ConfigError(f"buffer.mode={self.buffer.mode!r} contradicts sampling={self.sampling!r}; "
+                              "set only `sampling`")
+        tp = max(self.resources.gpus_per_engine, 1)
+        if self.rollout.tensor_parallel_size not in (1, tp):
+            raise ConfigError(f"rollout.tensor_parallel_size={self.rollout.tensor_parallel_size} disagrees with "
+                              f"resources.gpus_per_engine={self.resources.gpus_per_engine}: an engine shards its model "
+                              "over the GPUs it reserves. Set only resources.gpus_per_engine.")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def components(self) -> "Components":
+        """The component configs as the actors get them, with every derived setting filled in (the one place)."""
+        return Components(
+            learner=self.learner,
+            grpo=(self.grpo if self.grpo.max_completion_length is not None else
+                  dataclasses.replace(self.grpo, max_completion_length=self.max_new_tokens)),
+            buffer=dataclasses.replace(self.buffer, mode=self.sampling),
+            sampler=self.sampler, sandbox=self.sandbox, agent=self.agent,
+            rollout=dataclasses.replace(self.rollout, tensor_parallel_size=max(self.resources.gpus_per_engine, 1)))
+
+    @property
+    def effective_max_staleness(self) -> int:
+        return 0 if self.mode == "sync" else self.max_staleness
+
+
+@dataclasses.dataclass(frozen=True)
+class Components:
+    """`TrainConfig.components()`: what each actor is built with."""
+    learner: LearnerConfig
+    grpo: GRPOConfig
+    buffer: BufferConfig
+    sampler: SamplerConfig
+    sandbox: Limits
+    agent: AgentConfig
+    rollout: RolloutConfig
 
 
 def preset_names() -> list[str]:
@@ -123,13 +209,47 @@ def _dotted(overrides: dict) -> dict:
     return out
 
 
-def resolve(model: str | None = None, params_file: str | None = None, overrides: dict | None = None) -> TrainConfig:
+def parse_mapping(value, name: str = "overrides") -> dict:
+    """A notebook parameter that takes a mapping: a dict as is, or a string holding JSON/YAML (what a papermill
+    user types: -p overrides '{"resources.ray_address": "..."}'). None or '' is an empty mapping."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        import yaml
+        try:
+            value = yaml.safe_load(value)   # JSON is YAML
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{name}: {value!r} is neither JSON nor YAML ({e}); write e.g. "
+                              f"-p {name} '{{\"steps\": 5}}'") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a mapping such as {{'steps': 5}}, got {value!r}")
+    return value
+
+
+def parse_list(value, name: str) -> list:
+    """A notebook parameter that takes a list: a list as is, or a string holding a JSON/YAML list (or one item)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        import yaml
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{name}: {value!r} is neither JSON nor YAML ({e})") from None
+        value = parsed if isinstance(parsed, list) else [parsed]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be a list such as ['a', 'b'], got {value!r}")
+    return list(value)
+
+
+def resolve(model: str | None = None, params_file: str | None = None, overrides: dict | str | None = None
+            ) -> TrainConfig:
     """Build a validated TrainConfig from a preset and overrides (unset values: None or "" are ignored).
 
     `model` picks the preset `params/<model>.yaml` when one exists; otherwise it overrides the model of the
-    default preset (cpu). `params_file` replaces the preset entirely.
+    default preset (cpu). `params_file` replaces the preset entirely. `overrides` may be a JSON/YAML string.
     """
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v != ""}
+    overrides = {k: v for k, v in parse_mapping(overrides).items() if v is not None and v != ""}
     if params_file:
         data = load_preset(params_file)
     elif model and (PARAMS_DIR / f"{model}.yaml").exists():
@@ -138,36 +258,30 @@ def resolve(model: str | None = None, params_file: str | None = None, overrides:
         data = load_preset("cpu")
         if model:
             data["model"] = model
-    cfg = from_dict(TrainConfig, _merge(data, _dotted(overrides)))
-    component_configs(cfg)  # validate component fields now, before any work starts
-    return cfg
+    return from_dict(TrainConfig, _merge(data, _dotted(overrides)))
 
 
-def component_configs(cfg: TrainConfig) -> dict[str, Any]:
-    """Typed component configs built from the dict sections; errors name e.g. 'learner.lr'."""
-    from acelib.agent.config import AgentConfig
-    from acelib.curriculum.config import BufferConfig, SamplerConfig
-    from acelib.grpo_config import GRPOConfig
-    from acelib.learner_config import LearnerConfig
-    from acelib.rollout.config import RolloutConfig
-    from acelib.sandbox.limits import Limits
+def check_preset_against_model(cfg: TrainConfig) -> list[str]:
+    """Disagreements between a preset's GPU layout and the model registry's (acelib.models) for that model."""
+    from acelib.models import get_spec
 
-    if "grpo" in cfg.learner:
-        raise ConfigError("learner.grpo is set by the top-level `grpo` section of a training config; move it there")
-    # The ablation switch lives on the buffer (no_buffer: nothing inserted); the sampler reads it from there.
-    buffer = dict(cfg.buffer)
-    if buffer.setdefault("mode", cfg.sampling) != cfg.sampling:
-        raise ConfigError(f"buffer.mode={buffer['mode']!r} contradicts sampling={cfg.sampling!r}; set only `sampling`")
-    return {
-        "learner": from_dict(LearnerConfig, cfg.learner, prefix="learner."),
-        "grpo": from_dict(GRPOConfig, cfg.grpo, prefix="grpo."),
-        "buffer": from_dict(BufferConfig, buffer, prefix="buffer."),
-        "sampler": from_dict(SamplerConfig, cfg.sampler, prefix="sampler."),
-        "sandbox": from_dict(Limits, cfg.sandbox, prefix="sandbox."),
-        "agent": from_dict(AgentConfig, cfg.agent, prefix="agent."),
-        "rollout": from_dict(RolloutConfig, cfg.rollout, prefix="rollout."),
-    }
+    spec, r = get_spec(cfg.model).resources, cfg.resources
+    if spec.gpus == 0:
+        return [] if r.gpus_per_engine == 0 and r.learner_gpus == 0 else [
+            f"{cfg.model} is a CPU model in acelib.models but the preset asks for GPUs"]
+    problems = []
+    total = r.rollout_workers * r.gpus_per_engine + r.learner_gpus
+    for what, preset, registry in (("GPUs in total", total, spec.gpus),
+                                   ("rollout engines (rollout_workers)", r.rollout_workers, spec.engines),
+                                   ("vLLM tensor_parallel_size (gpus_per_engine)", r.gpus_per_engine,
+                                    spec.tensor_parallel_size),
+                                   ("learner GPUs", r.learner_gpus, spec.learner_gpus),
+                                   ("ZeRO stage", cfg.learner.zero_stage, spec.zero_stage)):
+        if preset != registry:
+            problems.append(f"{what}: preset {preset}, acelib.models {registry}")
+    return problems
 
 
-def summary(cfg: TrainConfig) -> dict:
-    return to_dict(cfg)
+def gpus_needed(cfg: TrainConfig) -> int:
+    r = cfg.resources
+    return r.rollout_workers * r.gpus_per_engine + r.learner_gpus

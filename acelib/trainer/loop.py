@@ -1,29 +1,37 @@
 """`train(config)`: the asynchronous GRPO loop (the one obvious place to read how a run goes).
 
-    curriculum ──tasks──▶ rollout workers ──finished groups (ray.wait, completion order)──▶ driver
-        ▲                    (engine + sandbox pool)                                          │
-        └──── rewards, child states ◀───────────────────────────────────────────────────────┤
-                                          learner ◀── B groups ──────────────────────────────┘
+    curriculum ──TaskAssignment──▶ rollout workers ──FinishedGroup (completion order)──▶ driver
+        ▲                            (engine + sandbox pool)                              │
+        └──── rewards, child states ◀──────────────────────────────────────────────────┤
+                                          learner group ◀── B groups ─────────────────────┘
                                              └── weights dir ──▶ workers.sync_weights (between generations)
 
-async: rollouts keep running while the learner steps; admission control (staleness.py) bounds how far ahead.
-sync:  acquire B tasks → roll them all out → one learner step → sync → repeat (max_staleness = 0).
+A run is an `Orchestrator` going through named phases: `start`, then until the last step
+`admit` (start rollouts as admission control allows) → `learn` (hand B finished groups to the learner) → `wait`
+(one `ray.wait` over rollouts, the learner step, weight syncs and curriculum reports, each result dispatched to
+`collect` or `commit`), and `finish`. Nothing blocks on the learner: while it steps, rollouts keep being admitted
+and collected (async mode). Sync mode is the same loop with max_staleness = 0: admission then allows exactly one
+step's groups, and none before the engines hold the newest weights, so training is strictly on-policy.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import shutil
-import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from acelib.config import to_dict
-from acelib.trainer.config import TrainConfig, component_configs
+from acelib.trainer import faults
+from acelib.trainer.config import TrainConfig
+from acelib.trainer.payloads import FinishedGroup
+from acelib.trainer.plan import ROLLOUTS_PER_WORKER, check_cluster, check_machine, resource_plan
 from acelib.trainer.run_dir import RunDir
+from acelib.trainer.staleness import AdmissionControl
+
+STEP_TYPES = ("draft", "debug", "improve")
 
 
 @dataclasses.dataclass
@@ -39,43 +47,15 @@ class TrainResult:
         return pd.DataFrame(self.metrics)
 
 
-# ------------------------------------------------------------------------------------------------ planning
-def resource_plan(cfg: TrainConfig) -> dict:
-    """What this configuration will start, and where (used by dry_run and printed at the start of every run)."""
-    from acelib.models import get_spec, resource_plan as model_plan
+def train(cfg: TrainConfig, progress: bool = True, rollout_worker_cls: type | None = None) -> TrainResult | dict:
+    """Run (or resume) a training run described by `cfg`; returns the resource plan when cfg.dry_run.
 
-    spec = get_spec(cfg.model)
-    r = cfg.resources
-    return {
-        "model": model_plan(spec),
-        "ray": {"address": r.ray_address or "local (in-process)", "num_cpus": r.num_cpus or os.cpu_count()},
-        "rollout_workers": r.rollout_workers,
-        "gpus_per_engine": r.gpus_per_engine,
-        "learner_gpus": r.learner_gpus,
-        "total_gpus": r.rollout_workers * r.gpus_per_engine + r.learner_gpus,
-        "sandbox_workers_per_rollout_worker": r.sandbox_workers or os.cpu_count(),
-        "mode": cfg.mode,
-        "max_staleness": cfg.max_staleness,
-        "per_step": {"tasks": cfg.tasks_per_step, "group_size": cfg.group_size,
-                     "responses": cfg.tasks_per_step * cfg.group_size},
-        "steps": cfg.steps,
-        "sampling": cfg.sampling,
-    }
-
-
-def check_resources(cfg: TrainConfig) -> None:
-    """Fail fast (before Ray, data or models start) when this machine cannot run the preset."""
-    from acelib.models import check_resources as check_model
-
-    check_model(cfg.model)
-    needed = cfg.resources.rollout_workers * cfg.resources.gpus_per_engine + cfg.resources.learner_gpus
-    if needed > 0:
-        import torch
-        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if have < needed and not cfg.resources.ray_address:
-            raise RuntimeError(f"model={cfg.model!r} needs {needed:g} GPUs (rollout_workers × gpus_per_engine + "
-                               f"learner_gpus) but this machine has {have}. Run it on a GPU cluster with "
-                               f"resources.ray_address set, or use -p model cpu (SmolLM2-135M on CPU).")
+    rollout_worker_cls: a `RolloutWorker` subclass to run instead (custom agents, benchmarks)."""
+    plan = resource_plan(cfg)
+    if cfg.dry_run:
+        return {"ok": True, "plan": plan, "config": to_dict(cfg)}
+    check_machine(cfg)
+    return Orchestrator(cfg, plan, progress, rollout_worker_cls).run()
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -103,26 +83,35 @@ def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
 
 
 # ------------------------------------------------------------------------------------------------ metrics
-def group_metrics(groups: list[dict], version: int) -> dict[str, float]:
-    rewards = np.array([r for g in groups for r, m in zip(g["rewards"], g["masked"]) if not m], dtype=float)
-    outcomes = [o for g in groups for o in g["outcomes"]]
+def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, float]:
+    """Per-step metrics of the B groups a learner step consumed (`trained_from`: the weights it updated)."""
+    rewards = np.array([r for g in groups for r, m in zip(g.rewards, g.masked) if not m], dtype=float)
+    outcomes = [o for g in groups for o in g.outcomes]
     n = max(1, len(outcomes))
-    stale = [version - g["policy_version"] for g in groups]
-    zero_var = [float(np.std([r for r, m in zip(g["rewards"], g["masked"]) if not m] or [0.0]) < 1e-8) for g in groups]
-    gen_s = sum(g["gen_s"] for g in groups)
-    lat = [x for g in groups for x in g["sandbox_latency_s"]]
-    return {
+    stale = [trained_from - g.policy_version for g in groups]
+    gen_s = sum(g.gen_s for g in groups)
+    lat = [x for g in groups for x in g.sandbox_latency_s]
+    out = {
         "reward/mean": float(rewards.mean()) if rewards.size else float("nan"),
         "reward/std": float(rewards.std()) if rewards.size else float("nan"),
         "rate/valid_submission": sum(o == "valid" for o in outcomes) / n,
         "rate/format_error": sum(o == "format_error" for o in outcomes) / n,
-        "rate/infra_masked": float(np.mean([m for g in groups for m in g["masked"]])),
-        "groups/zero_variance_share": float(np.mean(zero_var)) if zero_var else 0.0,
+        "rate/infra_masked": float(np.mean([m for g in groups for m in g.masked])),
+        "rate/identical_to_parent": float(np.mean([x for g in groups for x in g.identical_to_parent])),
+        "groups/zero_variance_share": float(np.mean([g.zero_variance for g in groups])) if groups else 0.0,
         "staleness/mean": float(np.mean(stale)) if stale else 0.0,
         "staleness/max": float(np.max(stale)) if stale else 0.0,
-        "rollout/tokens_per_s": sum(g["gen_tokens"] for g in groups) / gen_s if gen_s > 0 else 0.0,
+        "rollout/tokens_per_s": sum(g.gen_tokens for g in groups) / gen_s if gen_s > 0 else 0.0,
         "sandbox/latency_s": float(np.mean(lat)) if lat else 0.0,
     }
+    for t in STEP_TYPES:   # validity by the kind of task answered (a valid copy of an improve seed is no progress)
+        of_type = [o for g in groups if g.step_type == t for o in g.outcomes]
+        out[f"groups/{t}"] = float(sum(g.step_type == t for g in groups))
+        if of_type:
+            out[f"rate/valid/{t}"] = sum(o == "valid" for o in of_type) / len(of_type)
+            out[f"samples/{t}"] = float(len(of_type))
+            out[f"samples/valid/{t}"] = float(sum(o == "valid" for o in of_type))
+    return out
 
 
 def buffer_metrics(stats: dict) -> dict[str, float]:
@@ -137,248 +126,367 @@ def buffer_metrics(stats: dict) -> dict[str, float]:
     return out
 
 
+def step_line(row: dict, steps: int) -> str:
+    """The one terminal line per learner step."""
+    by_type = ", ".join(f"{t} {row[f'rate/valid/{t}']:.2f}" for t in STEP_TYPES if f"rate/valid/{t}" in row)
+    return (f"step {int(row['train/step'])}/{steps} | reward {row['reward/mean']:+.2f} | valid "
+            f"{row['rate/valid_submission']:.2f} ({by_type}) | format errors {row['rate/format_error']:.2f} | "
+            f"{row['time/step_s']:.0f} s")
+
+
 # ------------------------------------------------------------------------------------------------ the loop
-def train(cfg: TrainConfig, progress: bool = True, rollout_worker_cls: type | None = None) -> TrainResult | dict:
-    """Run (or resume) a training run described by `cfg`; returns the resource plan when cfg.dry_run.
+class Orchestrator:
+    """One training run as named phases (module docstring). State lives here, in the driver: admission control,
+    rollouts in flight, finished groups waiting for the learner, the learner step in flight, weight syncs and
+    curriculum reports not yet confirmed."""
 
-    rollout_worker_cls: a `RolloutWorker` subclass to run instead (custom agents, benchmarks)."""
-    comps = component_configs(cfg)  # validates every component field before anything starts
-    plan = resource_plan(cfg)
-    if cfg.dry_run:
-        return {"ok": True, "plan": plan, "config": to_dict(cfg)}
-    check_resources(cfg)
+    def __init__(self, cfg: TrainConfig, plan: dict, progress: bool, rollout_worker_cls: type | None):
+        self.cfg, self.plan, self.progress = cfg, plan, progress
+        self.comps = cfg.components()
+        self.worker_cls = rollout_worker_cls
+        self.cur = self.learner = None
+        self.workers: list = []
+        self.started_ray = False
+        self.step = 0
+        self.policy_version = 0
+        self.inflight: dict = {}          # rollout ObjectRef → (TaskAssignment, worker index)
+        self.finished: list[FinishedGroup] = []
+        self.learn_refs: list = []        # one ref per learner rank for the step in flight
+        self.batch: list[FinishedGroup] = []
+        self.pending_sync: dict = {}      # weight-sync ObjectRef → worker index
+        self.pending_reports: list = []
+        self.latest_weights: str | None = None
+        self.rows: list[dict] = []
+        self.uncommitted: list[dict] = []  # rows of steps after the last checkpoint: logged to MLflow once committed
+        self.final_model: Path | None = None
+        self.times = {"step": 0.0, "learn": 0.0, "sync": 0.0}
+        self.last_sync_s = float("nan")
+        self.lost_groups = 0
+        self.collected_since_commit = False
 
-    import ray
-    from tqdm.auto import tqdm
-
-    from acelib import tracking
-    from acelib.models import materialize
-    from acelib.rollout.base import SamplingParams
-    from acelib.trainer.actors import CurriculumActor, LearnerActor, RolloutWorker
-
-    # -- run directory: new, or the one being resumed ------------------------------------------------------
-    if cfg.resume:
-        run = RunDir.find(cfg.output_dir, cfg.resume)
-        info = run.read()
-    else:
-        name = cfg.run_name or f"{cfg.model}-{cfg.sampling}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = RunDir.create(cfg.output_dir, name)
-        info = run.write(config=to_dict(cfg), step=0, mlflow_run_id=None, plan=plan)
-    ckpt = run.latest_checkpoint()
-    start_step = ckpt[0] if ckpt else 0
-    print(f"run directory: {run.path}  (resuming at step {start_step})" if cfg.resume else f"run directory: {run.path}")
-
-    competitions = training_competitions(cfg)
-    model_dir = str(materialize(cfg.model))
-
-    # -- MLflow: the same run continues on resume ----------------------------------------------------------
-    mlrun = tracking.start_run(cfg.tracking_uri, cfg.experiment, run_name=run.path.name,
-                               run_id=info.get("mlflow_run_id"), parent_run_id=cfg.parent_run_id or None,
-                               tags={"acelib.run_dir": str(run.path), "acelib.sampling": cfg.sampling,
-                                     "acelib.mode": cfg.mode})
-    run_id = mlrun.info.run_id
-    if not info.get("mlflow_run_id"):
-        tracking.log_params(to_dict(cfg))
-        run.write(mlflow_run_id=run_id)
-    # Metrics of completed steps that a crash kept out of MLflow (logging happens after the checkpoint).
-    done_rows = [m for m in run.metrics() if m["step"] <= start_step]
-    _truncate_metrics(run, done_rows)
-    logged = {int(m.step) for m in _history(cfg.tracking_uri, run_id, "train/step")}
-    for row in done_rows:
-        if row["step"] not in logged:
-            tracking.log_metrics(row, step=row["step"])
-
-    num_cpus = cfg.resources.num_cpus or os.cpu_count()
-    started_ray = False
-    if not ray.is_initialized():
-        if cfg.resources.ray_address:
-            ray.init(address=cfg.resources.ray_address)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True,
-                     object_store_memory=cfg.resources.object_store_mb * 1024 * 1024,
-                     runtime_env={"env_vars": _actor_env()})
-        started_ray = True
-
-    # No per-request seed: every group would replay the same random stream. Engines are seeded at construction.
-    sampling = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
-    weights_root = Path(comps["rollout"].sync_dir) / f"acelib-{run_id}"
-    # Fractional CPU requests let learner, workers and the curriculum share a 2-core machine.
-    Curriculum = ray.remote(num_cpus=0)(CurriculumActor)
-    Worker = ray.remote(num_cpus=0, num_gpus=cfg.resources.gpus_per_engine,
-                        max_concurrency=2)(rollout_worker_cls or RolloutWorker)
-    LearnerR = ray.remote(num_cpus=0, num_gpus=cfg.resources.learner_gpus)(LearnerActor)
-
-    cur = learner = None
-    workers: list = []
-    metrics_rows: list[dict] = list(done_rows)
-    final_model = None
-    step = start_step
-    interrupted = False
-    prev_sigint = signal.getsignal(signal.SIGINT)
-    try:
-        if ckpt and (ckpt[1] / "buffer.sqlite").exists():
-            # restore the buffer exactly as it was when this checkpoint's learner step finished
-            shutil.copyfile(ckpt[1] / "buffer.sqlite", run.buffer_path)
-            for suffix in ("-wal", "-shm"):
-                Path(str(run.buffer_path) + suffix).unlink(missing_ok=True)
-        admission_state = info.get("admission") if ckpt else None
-        cur = Curriculum.remote(str(run.buffer_path), comps["buffer"], comps["sampler"], list(competitions),
-                                seed_states(cfg, list(competitions)), cfg.tasks_per_step, cfg.max_staleness,
-                                cfg.seed, admission_state)
-        threads = cfg.resources.torch_threads
-        learner = LearnerR.remote(model_dir, comps["learner"], comps["grpo"], cfg.seed, str(weights_root), threads)
-        workers = [Worker.remote(i, model_dir, cfg.backend, comps["rollout"], sampling, cfg.group_size, competitions,
-                                 comps["sandbox"], cfg.resources.sandbox_workers, comps["agent"], cfg.seed, threads)
-                   for i in range(cfg.resources.rollout_workers)]
-        if ckpt:
-            version = ray.get(learner.load_checkpoint.remote(str(ckpt[1])))
-            wdir = ray.get(learner.export_weights.remote())
-            ray.get([w.sync_weights.remote(wdir, version) for w in workers])
-        else:
-            version = 0
-        ray.get([w.ready.remote() for w in workers])
-
-        inflight: dict = {}      # ObjectRef → (task_id, worker index)
-        pending_sync: list = []  # weight syncs sent to the workers, not yet confirmed
-        last_sync_s = float("nan")
-        finished: list[dict] = []
-        load = [0] * len(workers)
-        bar = tqdm(total=cfg.steps, initial=step, desc="GRPO steps", disable=not progress)
-        t_step = time.perf_counter()
-        while step < cfg.steps:
-            if pending_sync:
-                done, pending_sync = ray.wait(pending_sync, num_returns=len(pending_sync), timeout=0)
-                if done:
-                    last_sync_s = float(np.max(ray.get(done)))
-            # 1) admit new rollouts (async: as capacity allows; sync: one step's worth, after the learner). Only once
-            # every engine holds the newest weights: a rollout started on older ones could exceed max_staleness.
-            slots = (cfg.tasks_per_step if cfg.mode == "sync" else 2 * len(workers)) - len(inflight)
-            if slots > 0 and not pending_sync and (cfg.mode == "async"
-                                                   or (not inflight and len(finished) < cfg.tasks_per_step)):
-                for task in ray.get(cur.acquire.remote(step, version, slots)):
-                    i = int(np.argmin(load))
-                    load[i] += 1
-                    inflight[workers[i].rollout.remote(task)] = (task["task_id"], i)
-            if not inflight and not pending_sync and len(finished) < cfg.tasks_per_step:
-                raise RuntimeError("no task could be admitted: the buffer is empty (check the suite/competitions)")
-            # 2) collect finished groups in completion order
-            if len(finished) < cfg.tasks_per_step:
-                ready, _ = ray.wait(list(inflight) + pending_sync, num_returns=1)
-                for ref in ready:
-                    if ref not in inflight:
-                        continue  # a weight sync finished: collected at the top of the loop
-                    task_id, i = inflight.pop(ref)
-                    load[i] -= 1
-                    group = ray.get(ref)
-                    cur.report.remote(task_id, group["rewards"], group["masked"], group["version_started"],
-                                      group["children"], group["policy_version"])
-                    finished.append(group)
-                continue
-            # 3) one learner step on B groups (oldest first), while rollouts continue in async mode
-            batch, finished = finished[:cfg.tasks_per_step], finished[cfg.tasks_per_step:]
-            t_learn = time.perf_counter()
-            trained_from = version  # staleness of a batch is measured against the weights it updates
-            lmetrics = ray.get(learner.train_step.remote([_learner_group(g) for g in batch]))
-            learner_s = time.perf_counter() - t_learn
-            version = ray.get(learner.get_version.remote())
-            if version != trained_from:  # all groups filtered out → no update, nothing to sync
-                # The learner goes on while the engines load (they may be mid-generation); step 1 admits no new
-                # rollout until they confirm. export_weights keeps two versions, so wait for the older sync first.
-                if pending_sync:
-                    last_sync_s = float(np.max(ray.get(pending_sync)))
-                wdir = ray.get(learner.export_weights.remote())
-                pending_sync = [w.sync_weights.remote(wdir, version) for w in workers]
-            step += 1
-            # 4) checkpoint (learner + buffer copy + admission) — the commit point of the step
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                cdir = run.checkpoint_dir(step)
-                cdir.mkdir(parents=True, exist_ok=True)
-                ray.get(learner.save_checkpoint.remote(str(cdir)))
-                admission = ray.get(cur.checkpoint.remote(str(cdir / "buffer.sqlite")))
-                run.write(admission=admission)
-            row = {"train/step": step, "train/version": version, "time/learner_s": learner_s,
-                   "time/weight_sync_s": last_sync_s, "time/step_s": time.perf_counter() - t_step,
-                   **group_metrics(batch, trained_from), **_prefixed(lmetrics, "learner"),
-                   **buffer_metrics(ray.get(cur.stats.remote()))}
-            t_step = time.perf_counter()
-            run.append_metrics(step, row)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                (run.checkpoint_dir(step) / "done").write_text(str(step))
-                run.write(step=step)
-                run.prune_checkpoints(cfg.keep_checkpoints)
-            tracking.log_metrics(row, step=step)
-            metrics_rows.append({"step": step, **row})
-            bar.update(1)
-            bar.set_postfix(reward=f"{row['reward/mean']:.2f}", valid=f"{row['rate/valid_submission']:.2f}")
-        bar.close()
-        # -- end of run: export policy, buffer snapshot, plots ------------------------------------------------
-        for ref, (task_id, _) in list(inflight.items()):
-            ray.cancel(ref, force=False)
-            cur.release.remote(task_id)
-        final_model = run.path / "final_model"
-        ray.get(learner.export_hf.remote(str(final_model)))
-        snap = ray.get(cur.export.remote(str(run.path / "buffer_snapshot.parquet")))
-        _log_artifacts(run, snap, metrics_rows)
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"interrupted: the run stops cleanly; resume it with resume='{run.path}'")
-        raise
-    finally:
-        signal.signal(signal.SIGINT, prev_sigint)
-        _shutdown(cur, workers, learner)
+    # -------------------------------------------------------------------------------------------- run
+    def run(self) -> TrainResult:
         import mlflow
-        mlflow.end_run(status="KILLED" if interrupted else ("FINISHED" if step >= cfg.steps else "FAILED"))
-        shutil.rmtree(weights_root, ignore_errors=True)
-        if started_ray:
+        status = "FAILED"
+        try:
+            self.start()
+            while self.step < self.cfg.steps:
+                self.admit()
+                self.learn()
+                self.wait()
+            self.finish()
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            print(f"interrupted: the run stops cleanly; resume it with resume='{self.run_dir.path}'")
+            raise
+        finally:
+            self.teardown()
+            mlflow.end_run(status=status)
+        return TrainResult(self.run_dir.path, self.run_id, self.step, self.rows, self.final_model)
+
+    # -------------------------------------------------------------------------------------------- start
+    def start(self) -> None:
+        """Run directory (new or resumed), MLflow run, Ray, actors, and the state of the last checkpoint."""
+        cfg = self.cfg
+        if cfg.resume:
+            self.run_dir = RunDir.find(cfg.output_dir, cfg.resume)
+            info = self.run_dir.read()
+        else:
+            name = cfg.run_name or f"{cfg.model}-{cfg.sampling}-{time.strftime('%Y%m%d-%H%M%S')}"
+            self.run_dir = RunDir.create(cfg.output_dir, name)
+            info = self.run_dir.write(config=to_dict(cfg), step=0, mlflow_run_id=None, plan=self.plan)
+        run = self.run_dir
+        ckpt = run.latest_checkpoint()
+        self.step = ckpt[0] if ckpt else 0
+        print(f"run directory: {run.path}" + (f"  (resuming at step {self.step})" if cfg.resume else ""))
+        self._start_tracking(info)
+        self._restore_buffer(ckpt)
+        competitions = self._start_ray_and_data()
+        self._start_actors(competitions, ckpt)
+        self.admission = AdmissionControl.resumed(cfg.tasks_per_step, cfg.effective_max_staleness, self.step)
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=cfg.steps, initial=self.step, desc="GRPO steps", disable=not self.progress)
+        self.times["step"] = time.perf_counter()
+
+    def _start_tracking(self, info: dict) -> None:
+        from acelib import tracking
+        cfg, run = self.cfg, self.run_dir
+        mlrun = tracking.start_run(cfg.tracking_uri, cfg.experiment, run_name=run.path.name,
+                                   run_id=info.get("mlflow_run_id"), parent_run_id=cfg.parent_run_id or None,
+                                   tags={"acelib.run_dir": str(run.path), "acelib.sampling": cfg.sampling,
+                                         "acelib.mode": cfg.mode})
+        self.run_id = mlrun.info.run_id
+        if not info.get("mlflow_run_id"):
+            tracking.log_params(to_dict(cfg))
+            run.write(mlflow_run_id=self.run_id)
+        # Steps after the last checkpoint are redone; committed ones a crash kept out of MLflow are logged now.
+        done = [m for m in run.metrics() if m["step"] <= self.step]
+        run.rewrite_metrics(done)
+        logged = {int(m.step) for m in tracking.metric_history(cfg.tracking_uri, self.run_id, ["train/step"]).itertuples()}
+        for row in done:
+            if row["step"] not in logged:
+                tracking.log_metrics(row, step=row["step"])
+        self.rows = list(done)
+
+    def _restore_buffer(self, ckpt) -> None:
+        """The buffer exactly as of the checkpoint's learner step (or empty when no step was committed)."""
+        run = self.run_dir
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(run.buffer_path) + suffix).unlink(missing_ok=True)
+        if ckpt and (ckpt[1] / "buffer.sqlite").exists():
+            shutil.copyfile(ckpt[1] / "buffer.sqlite", run.buffer_path)
+
+    def _start_ray_and_data(self) -> dict[str, str]:
+        import ray
+        cfg = self.cfg
+        competitions = training_competitions(cfg)
+        if not ray.is_initialized():
+            if cfg.resources.ray_address:
+                ray.init(address=cfg.resources.ray_address, runtime_env={"env_vars": actor_env()})
+            else:
+                ray.init(num_cpus=cfg.resources.num_cpus or os.cpu_count(), include_dashboard=False,
+                         log_to_driver=True, object_store_memory=cfg.resources.object_store_mb * 1024 * 1024,
+                         runtime_env={"env_vars": actor_env()})
+            self.started_ray = True
+        check_cluster(cfg, ray.cluster_resources())
+        return competitions
+
+    def _start_actors(self, competitions: dict[str, str], ckpt) -> None:
+        import ray
+
+        from acelib.curriculum import Curriculum
+        from acelib.models import materialize
+        from acelib.rollout.base import SamplingParams
+        from acelib.trainer.actors import CONCURRENCY_GROUPS, RolloutWorker
+        from acelib.trainer.learner_group import LearnerGroup, _get
+
+        cfg, comps, r = self.cfg, self.comps, self.cfg.resources
+        model_dir = str(materialize(cfg.model))
+        self.weights_root = Path(comps.rollout.sync_dir) / f"acelib-{self.run_id}"
+        # No per-request seed: every group would replay the same random stream. Engines are seeded at construction,
+        # differently per worker and per resume (a resumed run must not replay the sampling noise of its start).
+        sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                  max_new_tokens=cfg.max_new_tokens)
+        self.cur = ray.remote(num_cpus=0)(Curriculum).remote(
+            str(self.run_dir.buffer_path), comps.buffer, comps.sampler, list(competitions),
+            seed_states(cfg, list(competitions)), batch_size=cfg.tasks_per_step, seed=cfg.seed,
+            std_scaling=comps.grpo.std_scaling, reward_bounds=comps.agent.reward.bounds)
+        self.learner = LearnerGroup(r.learner_processes, model_dir, comps.learner, comps.grpo,
+                                    temperature=cfg.temperature, seed=cfg.seed, weights_root=str(self.weights_root),
+                                    gpus_per_rank=1 if r.learner_gpus else 0, torch_threads=r.torch_threads,
+                                    start_timeout_s=r.start_timeout_s)
+        # A worker whose process dies is restarted by Ray (its rollouts in flight return to the buffer).
+        worker = ray.remote(num_cpus=0, num_gpus=r.gpus_per_engine, max_restarts=-1, max_task_retries=0,
+                            concurrency_groups=CONCURRENCY_GROUPS)(self.worker_cls or RolloutWorker)
+        self.workers = [worker.remote(i, model_dir, cfg.backend, comps.rollout, sampling, cfg.group_size, competitions,
+                                      comps.sandbox, r.sandbox_workers, comps.agent,
+                                      cfg.seed + 1000 * i + 100_003 * self.step, r.torch_threads)
+                        for i in range(r.rollout_workers)]
+        self.load = [0] * len(self.workers)
+        if ckpt:
+            self.policy_version = self.learner.call("load_checkpoint", str(ckpt[1]), timeout_s=r.start_timeout_s)
+            self.latest_weights = self.learner.call("export_weights")
+            _get([self._sync(w, self.latest_weights) for w in self.workers],
+                 r.start_timeout_s, "the rollout workers to load the checkpoint's weights")
+        _get([w.ready.remote() for w in self.workers], r.start_timeout_s,
+             f"{len(self.workers)} rollout worker(s) to start their engines")
+
+    # -------------------------------------------------------------------------------------------- admit
+    def admit(self) -> None:
+        """Start rollouts while admission control allows, only once every engine holds the newest weights (a
+        rollout started on older ones could exceed max_staleness)."""
+        import ray
+        if self.pending_sync:
+            return
+        slots = ROLLOUTS_PER_WORKER * len(self.workers) - len(self.inflight)
+        first_index = self.admission.started_total
+        n = self.admission.admit(self.step, slots) if slots > 0 else 0
+        if n == 0:
+            return
+        tasks = ray.get(self.cur.sample.remote(n, self.policy_version, first_index))
+        self.admission.cancel(n - len(tasks))
+        for task in tasks:
+            i = int(np.argmin(self.load))
+            self.load[i] += 1
+            self.inflight[self.workers[i].rollout.remote(task)] = (task, i)
+        if tasks:
+            faults.maybe_kill("after_admit", self.step + 1)
+
+    # -------------------------------------------------------------------------------------------- learn
+    def learn(self) -> None:
+        """Hand the oldest B finished groups to the learner when it is idle (it runs while the loop goes on)."""
+        B = self.cfg.tasks_per_step
+        if self.learn_refs or len(self.finished) < B:
+            return
+        self.batch, self.finished = self.finished[:B], self.finished[B:]
+        masked = [m for g in self.batch for m in g.masked]
+        if sum(masked) > self.cfg.max_masked_share * len(masked):
+            raise RuntimeError(
+                f"{sum(masked)} of {len(masked)} samples of step {self.step + 1} are infra-masked (generation, "
+                f"execution or grading failed): more than max_masked_share={self.cfg.max_masked_share}. The "
+                f"tracebacks are in {self.run_dir.infra_errors_path}")
+        self.trained_from = self.policy_version   # staleness of a batch is measured against the weights it updates
+        self.times["learn"] = time.perf_counter()
+        self.learn_refs = self.learner.submit("step", [g.to_rollout_group() for g in self.batch])
+        faults.maybe_kill("mid_learn", self.step + 1)
+
+    # -------------------------------------------------------------------------------------------- wait
+    def wait(self) -> None:
+        """Block until one result is in (a rollout, the learner step, a weight sync, a curriculum report) and hand
+        it to its phase."""
+        import ray
+        refs = list(self.inflight) + self.learn_refs[:1] + list(self.pending_sync) + self.pending_reports
+        if not refs:
+            raise RuntimeError("nothing to wait for and fewer finished groups than a step needs: the curriculum "
+                               "returned no task (is the buffer empty? check the suite/competitions)")
+        ready, _ = ray.wait(refs, num_returns=1)
+        for ref in ready:
+            if ref in self.inflight:
+                self.collect(ref)
+            elif self.learn_refs and ref == self.learn_refs[0]:
+                self.commit()
+            elif ref in self.pending_sync:
+                del self.pending_sync[ref]
+                ray.get(ref)
+                if not self.pending_sync:
+                    self.last_sync_s = time.perf_counter() - self.times["sync"]
+            else:
+                self.pending_reports.remove(ref)
+                ray.get(ref)   # a failed curriculum report ends the run here, with its traceback
+
+    # -------------------------------------------------------------------------------------------- collect
+    def collect(self, ref) -> None:
+        """A rollout is back: report it to the curriculum, queue it for the learner. A rollout whose worker died
+        returns its task to the buffer (Ray restarts the worker, which then loads the newest weights)."""
+        import ray
+        task, i = self.inflight.pop(ref)
+        self.load[i] -= 1
+        try:
+            group: FinishedGroup = ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+            self._return_task(task, f"rollout worker {i} died ({type(e).__name__}): its task went back to the buffer")
+            if self.latest_weights is not None:
+                self.pending_sync[self._sync(self.workers[i], self.latest_weights)] = i
+                self.times["sync"] = time.perf_counter()
+            return
+        if group.errors:
+            self.run_dir.log_infra_errors(self.step + 1, group.task_id, group.errors)
+        self.pending_reports.append(self.cur.report.remote(
+            group.task_id, group.rewards, group.masked, group.policy_version_started, group.children,
+            group.policy_version))
+        self.finished.append(group)
+        if not self.collected_since_commit:
+            self.collected_since_commit = True
+            faults.maybe_kill("mid_rollout", self.step + 1)
+
+    def _sync(self, worker, weights_dir: str):
+        """Send the newest weights to a worker. Retried by Ray while the worker restarts (loading weights twice is
+        harmless), unlike rollouts, whose tasks the driver returns to the buffer instead."""
+        return worker.sync_weights.options(max_task_retries=-1).remote(weights_dir, self.policy_version)
+
+    def _return_task(self, task, why: str) -> None:
+        self.pending_reports.append(self.cur.release.remote(task.task_id))
+        self.admission.cancel(1)
+        self.lost_groups += 1
+        print(f"warning: {why}")
+
+    # -------------------------------------------------------------------------------------------- commit
+    def commit(self) -> None:
+        """The learner step is done: sync the engines, checkpoint, write the step's metrics (the commit point)."""
+        import ray
+
+        from acelib import tracking
+        cfg, run = self.cfg, self.run_dir
+        results = ray.get(self.learn_refs)
+        self.learn_refs = []
+        lmetrics, weights = results[0]
+        learner_s = time.perf_counter() - self.times["learn"]
+        self.policy_version = int(lmetrics["policy_version"])
+        self.step += 1
+        self.collected_since_commit = False
+        if weights is not None:   # a step that filtered every group changed nothing: nothing to sync
+            self.latest_weights = weights
+            self.times["sync"] = time.perf_counter()
+            self.pending_sync.update({self._sync(w, weights): i
+                                      for i, w in enumerate(self.workers)})
+        checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+        if checkpoint:
+            cdir = run.checkpoint_dir(self.step)
+            cdir.mkdir(parents=True, exist_ok=True)
+            self.learner.call("save_checkpoint", str(cdir))
+            ray.get(self.cur.checkpoint.remote(str(cdir / "buffer.sqlite")))
+            faults.maybe_kill("after_checkpoint", self.step)
+        now = time.perf_counter()
+        row = {"train/step": self.step, "train/policy_version": self.policy_version, "time/learner_s": learner_s,
+               "time/weight_sync_s": self.last_sync_s, "time/step_s": now - self.times["step"],
+               "rollout/lost_groups": float(self.lost_groups),
+               **group_metrics(self.batch, self.trained_from),
+               **{f"learner/{k}": v for k, v in lmetrics.items() if isinstance(v, (int, float))},
+               **buffer_metrics(ray.get(self.cur.stats.remote()))}
+        self.times["step"] = now
+        run.append_metrics(self.step, row)
+        self.rows.append({"step": self.step, **row})
+        self.uncommitted.append(row)
+        if checkpoint:
+            run.mark_done(self.step)
+            run.prune_checkpoints(cfg.keep_checkpoints)
+            for r in self.uncommitted:
+                tracking.log_metrics(r, step=int(r["train/step"]))
+            self.uncommitted = []
+            faults.maybe_kill("after_done", self.step)
+        self.bar.update(1)
+        if self.progress:
+            self.bar.write(step_line(row, cfg.steps))
+        else:
+            print(step_line(row, cfg.steps), flush=True)
+
+    # -------------------------------------------------------------------------------------------- finish
+    def finish(self) -> None:
+        """Steps done: return unstarted work to the buffer, export the policy, snapshot the buffer, plots."""
+        import ray
+        self.bar.close()
+        for ref, (task, _) in list(self.inflight.items()):
+            ray.cancel(ref, force=False)
+            self.pending_reports.append(self.cur.release.remote(task.task_id))
+        self.inflight.clear()
+        ray.get(self.pending_reports)
+        self.final_model = self.run_dir.path / "final_model"
+        self.learner.call("export_hf", str(self.final_model))
+        snap = ray.get(self.cur.export.remote(str(self.run_dir.path / "buffer_snapshot.parquet")))
+        log_artifacts(self.run_dir, snap, self.rows)
+
+    def teardown(self) -> None:
+        import ray
+        for actor in self.workers + ([self.cur] if self.cur is not None else []):
+            try:
+                ray.get(actor.close.remote(), timeout=60)
+            except Exception as e:  # shutting down after an error: report, keep closing the others
+                print(f"warning: close failed during shutdown: {e!r}")
+            ray.kill(actor)
+        if self.learner is not None:
+            try:
+                self.learner.close()
+            except Exception as e:
+                print(f"warning: learner close failed during shutdown: {e!r}")
+        if getattr(self, "weights_root", None) is not None:
+            shutil.rmtree(self.weights_root, ignore_errors=True)
+        if self.started_ray:
             ray.shutdown()
-    return TrainResult(run.path, run_id, step, metrics_rows, final_model)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _actor_env() -> dict[str, str]:
+def actor_env() -> dict[str, str]:
+    """The offline/cache settings every actor process needs (Ray starts them with their own environment)."""
     keep = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "DS_BUILD_OPS", "TORCH_EXTENSIONS_DIR",
-            "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_NUM_OF_RESERVED_CPU", "ACELIB_CACHE_DIR", "MPLBACKEND")
+            "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_NUM_OF_RESERVED_CPU", "ACELIB_CACHE_DIR", "MPLBACKEND", faults.ENV)
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
-def _learner_group(g: dict) -> dict:
-    return {k: g[k] for k in ("prompt_ids", "samples", "rewards", "masked", "task_id", "policy_version")}
-
-
-def _prefixed(d: dict, prefix: str) -> dict:
-    return {f"{prefix}/{k}": v for k, v in d.items() if isinstance(v, (int, float))}
-
-
-def _history(tracking_uri: str, run_id: str, key: str):
-    from mlflow.tracking import MlflowClient
-    from acelib.tracking import sanitize_key
-    return MlflowClient(tracking_uri=tracking_uri).get_metric_history(run_id, sanitize_key(key))
-
-
-def _truncate_metrics(run: RunDir, rows: list[dict]) -> None:
-    """Drop metric lines of steps after the last checkpoint: those steps are redone, never counted twice."""
-    import json
-    tmp = run.metrics_path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows))
-    os.replace(tmp, run.metrics_path)
-
-
-def _shutdown(cur, workers, learner) -> None:
-    import ray
-    for actor, method in [(w, "close") for w in workers] + [(cur, "close"), (learner, "close")]:
-        if actor is None:
-            continue
-        try:
-            ray.get(getattr(actor, method).remote(), timeout=60)
-        except Exception as e:  # shutting down after an error: report, keep closing the others
-            print(f"warning: {method} failed during shutdown: {e!r}")
-        ray.kill(actor)
-
-
-def _log_artifacts(run: RunDir, snapshot: str, rows: list[dict]) -> None:
+def log_artifacts(run: RunDir, snapshot: str, rows: list[dict]) -> None:
     import mlflow
-    from acelib.trainer.plots import training_plots
 
+    from acelib.trainer.plots import training_plots
     for path in training_plots(rows, run.path / "plots", buffer_snapshot=snapshot):
         mlflow.log_artifact(str(path), artifact_path="plots")
     mlflow.log_artifact(snapshot, artifact_path="buffer")

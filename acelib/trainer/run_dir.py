@@ -1,10 +1,12 @@
 """A run directory: the durable record of one training run, and what `resume` reads.
 
     <output_dir>/<run_name>/
-      run.json          config, MLflow run id, last completed step, admission state (written atomically)
+      run.json          config, MLflow run id, last committed step (written atomically)
       buffer.sqlite     the Evolving Data Buffer + sampler state (SQLite WAL)
-      checkpoints/step-000003/   learner checkpoint (model, optimizer, scheduler, RNG) after step 3
+      checkpoints/step-000003/   learner checkpoint (model, optimizer, scheduler, every rank's RNG) + buffer copy
+                                 after step 3; its `done` marker, written last, makes it the resume point
       metrics.jsonl     one line per completed step (the source for re-logging MLflow after a crash)
+      infra_errors.log  tracebacks of samples masked as infrastructure errors
       plots/, buffer_snapshot.parquet, final_model/
 """
 from __future__ import annotations
@@ -67,6 +69,15 @@ class RunDir:
     def checkpoint_dir(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step-{step:06d}"
 
+    @property
+    def infra_errors_path(self) -> Path:
+        return self.path / "infra_errors.log"
+
+    def log_infra_errors(self, step: int, task_id: str, errors: list[str]) -> None:
+        with open(self.infra_errors_path, "a") as f:
+            for e in errors:
+                f.write(f"=== step {step}, task {task_id}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n{e.rstrip()}\n")
+
     def read(self) -> dict:
         return json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
 
@@ -83,6 +94,11 @@ class RunDir:
         d = done[-1].parent
         return int(d.name.split("-")[1]), d
 
+    def mark_done(self, step: int) -> None:
+        """Commit step `step`: its checkpoint becomes the resume point, run.json records the step."""
+        (self.checkpoint_dir(step) / "done").write_text(str(step))
+        self.write(step=step)
+
     def prune_checkpoints(self, keep: int) -> None:
         complete = sorted((self.path / "checkpoints").glob("step-*/done"))
         for marker in complete[:-keep] if keep > 0 else []:
@@ -93,6 +109,12 @@ class RunDir:
             f.write(json.dumps({"step": step, **metrics}, default=float) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def rewrite_metrics(self, rows: list[dict]) -> None:
+        """Keep only `rows` (steps after the last checkpoint are redone on resume, never counted twice)."""
+        tmp = self.metrics_path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows))
+        os.replace(tmp, self.metrics_path)
 
     def metrics(self) -> list[dict]:
         if not self.metrics_path.exists():

@@ -231,3 +231,34 @@ def test_vllm_seeded_and_stop(vllm_engine):
 
 def test_vllm_sync_weights(vllm_engine, reference, perturbed, original_dir):
     check_sync(vllm_engine, reference, perturbed, original_dir)
+
+
+# ---------------------------------------------------------------------------------------------- learner ↔ engines
+@pytest.fixture(scope="module")
+def learners(tiny):
+    """fp32 learners scoring at T = 0.7 and T = 1 (what the trainer builds from its `temperature`). They keep zero-
+    variance groups, so a step on equal rewards measures the log-probs with a zero gradient: the weights, and so
+    every later test's comparison, stay the engines' (Adam's update of a zero gradient is zero)."""
+    pytest.importorskip("deepspeed")
+    from acelib.learner import GRPOConfig, LearnerConfig
+    from acelib.learner.engine import Learner
+    made = {t: Learner(tiny, LearnerConfig(lr=1e-4, dtype="fp32"), GRPOConfig(filter_zero_variance=False),
+                       temperature=t) for t in (0.7, 1.0)}
+    yield made
+    for learner in made.values():
+        learner.close()
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.0])
+@pytest.mark.parametrize("backend", ["hf", "vllm"])
+def test_learner_scores_what_the_engine_sampled(request, learners, backend, temperature):
+    """Sync mode (same weights): `learner/logprob_diff_*` = |log π_learner − log μ| over the batch's tokens is at
+    fp32 noise, at T = 0.7 as at T = 1; a learner scoring at the wrong temperature is far off."""
+    from acelib.learner import RolloutGroup
+    engine = request.getfixturevalue(f"{backend}_engine")
+    out = engine.generate(PROMPTS, SamplingParams(temperature=temperature, max_new_tokens=12), n=4)
+    groups = [RolloutGroup(g[0].prompt_ids, g, [1.0] * 4) for g in out]
+    right = learners[temperature].train_step(groups)
+    assert right["logprob_diff_max"] < TOL and right["logprob_diff_mean"] < TOL / 10
+    wrong = learners[1.7 - temperature].train_step(groups)        # the other temperature
+    assert wrong["logprob_diff_mean"] > 100 * TOL

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from acelib.config import ConfigError, from_dict
-from acelib.grpo import entropy_from_logits, group_advantages, policy_loss, summarize, token_logprobs
-from acelib.grpo_config import GRPOConfig
+from acelib.groups import ZERO_VARIANCE_TOL, is_zero_variance
+from acelib.learner.config import GRPOConfig, LearnerConfig
+from acelib.learner.grpo import entropy_from_logits, group_advantages, policy_loss, summarize, token_logprobs
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 
@@ -55,7 +56,7 @@ def _loop_advantages(rewards, groups, valid, cfg: GRPOConfig):
     for g in sorted(set(groups)):
         idx = [i for i in range(len(rewards)) if groups[i] == g and valid[i]]
         vals = [rewards[i] for i in idx]
-        zero_var = len(vals) < 2 or max(vals) - min(vals) <= cfg.zero_variance_tol
+        zero_var = len(vals) < 2 or max(vals) - min(vals) <= ZERO_VARIANCE_TOL
         for i in idx:
             keep[i] = not (zero_var and cfg.filter_zero_variance)
             if zero_var:
@@ -243,7 +244,7 @@ def test_micro_batch_invariance(loss_type):
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
 def test_masked_rows_give_zero_loss_and_no_nan(loss_type):
-    cfg = GRPOConfig(loss_type=loss_type, beta=0.1)
+    cfg = GRPOConfig(loss_type=loss_type, beta=0.1, max_completion_length=2)
     # row 1 is fully masked and full of padding garbage (inf / NaN) that must never leak into loss or gradient
     lp = torch.tensor([[-1.0, -2.0], [float("inf"), float("nan")]], requires_grad=True)
     old = torch.tensor([[-1.0, -2.0], [-float("inf"), 0.0]])
@@ -289,6 +290,74 @@ def test_token_logprobs_and_entropy():
     torch.testing.assert_close(ent, torch.tensor([[-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)), math.log(2)]]))
 
 
+def test_token_logprobs_and_entropy_at_a_temperature():
+    """softmax(z / τ): logits (0, ln 3) at τ = 0.5 are (0, ln 9) at τ = 1 → p = (0.1, 0.9)."""
+    logits = torch.tensor([[[0.0, math.log(3.0)], [2.0, 2.0]]])
+    targets = torch.tensor([[1, 0]])
+    torch.testing.assert_close(token_logprobs(logits, targets, temperature=0.5),
+                               torch.log(torch.tensor([[0.9, 0.5]])))
+    ent = entropy_from_logits(logits, temperature=0.5)
+    torch.testing.assert_close(ent, torch.tensor([[-(0.1 * math.log(0.1) + 0.9 * math.log(0.9)), math.log(2)]]))
+    with pytest.raises(ValueError, match="temperature"):
+        token_logprobs(logits, targets, temperature=0.0)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7])
+def test_chunked_logprobs_and_gradients_equal_the_full_log_softmax(chunk):
+    """The chunked autograd function equals torch's log_softmax, values and gradients, for any chunk size."""
+    g = torch.Generator().manual_seed(chunk)
+    z = torch.randn(2, 5, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 11, (2, 5), generator=g)
+    w = torch.randn(2, 5, generator=g, dtype=torch.float64)
+    ref = (z / 0.7).log_softmax(-1).gather(-1, y[..., None])[..., 0]
+    out = token_logprobs(z, y, temperature=0.7, chunk=chunk)
+    torch.testing.assert_close(out, ref)
+    want, = torch.autograd.grad((ref * w).sum(), z)
+    got, = torch.autograd.grad((out * w).sum(), z)
+    torch.testing.assert_close(got, want)
+    assert torch.autograd.gradcheck(lambda x: token_logprobs(x, y, 0.7, chunk), (z,))
+    torch.testing.assert_close(entropy_from_logits(z, 0.7, chunk), entropy_from_logits(z, 0.7))
+    assert token_logprobs(z.to(torch.bfloat16), y).dtype == torch.float32   # bf16 logits, fp32 arithmetic
+
+
+def test_scoring_at_the_sampling_temperature_is_the_unbiased_policy_gradient():
+    """Review F1's two-token example, exactly: x1 ∈ {a, b} with logits (1, 0), reward 1 iff x1 = a; x2 ∈ {c, d}
+    with logits (1, 0) after either prefix, irrelevant to the reward. Samples come from q_T ∝ π^(1/T), T = 0.7.
+    E_q[(r − E r)·∇ log q_T(x)] (learner at T) equals ∇ E_q[r]; scoring at T = 1 instead puts a gradient on the
+    irrelevant second-step logits and shrinks the real one."""
+    T = 0.7
+    z1 = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    z2 = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64, requires_grad=True)   # after a, after b
+    seqs = [(a, b) for a in (0, 1) for b in (0, 1)]
+    reward = torch.tensor([1.0 if a == 0 else 0.0 for a, _ in seqs], dtype=torch.float64)
+
+    def seq_logprob(temperature):  # [4] log-density of each two-token sequence, via the learner's function
+        logits = torch.stack([torch.stack([z1, z2[a]]) for a, _ in seqs])                # [4, 2, 2]
+        return token_logprobs(logits, torch.tensor(seqs), temperature=temperature).sum(-1)
+
+    q = seq_logprob(T).detach().exp()                                                   # the sampling density
+    true_grad = torch.autograd.grad((q.new_tensor(0) + (seq_logprob(T).exp() * reward).sum()), (z1, z2))
+    adv = reward - (q * reward).sum()
+    for temperature, exact in ((T, True), (1.0, False)):
+        est = torch.autograd.grad((q * adv * seq_logprob(temperature)).sum(), (z1, z2))
+        if exact:
+            torch.testing.assert_close(est[0], true_grad[0])
+            torch.testing.assert_close(est[1], true_grad[1])                              # 0: x2 is irrelevant
+            assert est[1].abs().max() < 1e-12
+        else:
+            assert est[1].abs().max() > 0.01 and est[0][0] < 0.75 * true_grad[0][0]
+
+
+def test_zero_variance_is_one_definition():
+    """The learner's vectorised filter agrees with acelib.groups on groups at, above and below the tolerance."""
+    groups = [[1.0, 1.0 + ZERO_VARIANCE_TOL / 2], [0.0, 2 * ZERO_VARIANCE_TOL], [3.0], [0.2, 0.2, 0.2], [1.0, 0.0]]
+    rewards = [r for g in groups for r in g]
+    ids = [i for i, g in enumerate(groups) for _ in g]
+    _, keep = _adv(rewards, ids, [True] * len(rewards))
+    for i, g in enumerate(groups):
+        assert all(not k for k, gi in zip(keep.tolist(), ids) if gi == i) == is_zero_variance(g), g
+
+
 def test_config_validation():
     with pytest.raises(ConfigError, match="loss_type"):
         from_dict(GRPOConfig, {"loss_typ": "dapo"})
@@ -331,23 +400,21 @@ def test_summarize_metrics_over_micro_batches_and_updates():
     assert summarize([]) == {}
 
 
-def test_learner_config_nested_grpo_and_trainer_override():
-    """The trainer's preset path: a nested `grpo` mapping under `learner.`, then dataclasses.replace of
-    model/grpo/seed (which re-runs validation)."""
-    import dataclasses
-
-    from acelib.learner_config import LearnerConfig
-    cfg = from_dict(LearnerConfig, {"lr": 1e-5, "dtype": "bf16", "zero_stage": 3, "adam_betas": [0.9, 0.95],
-                                    "grpo": {"loss_type": "dr_grpo", "tis_cap": None}}, prefix="learner.")
-    assert isinstance(cfg.grpo, GRPOConfig) and cfg.grpo.loss_type == "dr_grpo" and cfg.grpo.tis_cap is None
-    assert cfg.adam_betas == (0.9, 0.95) and cfg.dtype == "bf16"
-    run = dataclasses.replace(cfg, model="/models/x", grpo=GRPOConfig(beta=0.1), seed=3)
-    assert (run.model, run.grpo.beta, run.seed, run.zero_stage) == ("/models/x", 0.1, 3, 3)
-    with pytest.raises(ConfigError, match="learner.grpo.loss_type"):
-        from_dict(LearnerConfig, {"grpo": {"loss_typ": "dapo"}}, prefix="learner.")
+def test_learner_config_validation():
+    """From a preset dict: errors name the field; combinations DeepSpeed or transformers would refuse fail early."""
+    cfg = from_dict(LearnerConfig, {"lr": 1e-5, "dtype": "bf16", "zero_stage": 3, "adam_betas": [0.9, 0.95]},
+                    prefix="learner.")
+    assert cfg.adam_betas == (0.9, 0.95) and cfg.dtype == "bf16" and cfg.shared_prompt
     with pytest.raises(ConfigError, match="learner.bf16"):          # the precision field is `dtype`
         from_dict(LearnerConfig, {"bf16": True}, prefix="learner.")
+    with pytest.raises(ConfigError, match="learner.grpo"):          # GRPO settings are their own section
+        from_dict(LearnerConfig, {"grpo": {"loss_type": "dapo"}}, prefix="learner.")
     with pytest.raises(ConfigError, match="deepspeed_adam"):
         LearnerConfig(zero_stage=2, offload_optimizer=True)
     with pytest.raises(ConfigError, match="zero_stage=3"):
-        dataclasses.replace(run, zero_stage=2, offload_params=True)
+        LearnerConfig(zero_stage=2, offload_params=True)
+    with pytest.raises(ConfigError, match="shared_prompt=False"):
+        LearnerConfig(gradient_checkpointing=True)
+    with pytest.raises(ValueError, match="max_completion_length"):
+        policy_loss(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1), torch.ones(1, 1, dtype=torch.bool),
+                    GRPOConfig(loss_type="dr_grpo"), num_sequences=1, num_tokens=1)

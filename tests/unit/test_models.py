@@ -26,7 +26,7 @@ def test_registry_is_complete():
         assert spec.source in ("random", "gguf", "hub")
         assert (spec.source == "hub") == (r.gpus > 0)
         if r.gpus:  # the rollout engine and the learner sit on separate GPUs
-            assert r.gpus == r.tensor_parallel_size + r.learner_gpus and r.min_gpu_mem_gib > 0
+            assert r.gpus == r.engines * r.tensor_parallel_size + r.learner_gpus and r.min_gpu_mem_gib > 0
         if spec.source != "random":
             assert spec.hf_id and "/" in spec.hf_id
     assert set(models.RECIPE_VERSION) == {s.name for s in models.SPECS.values() if s.source != "hub"}
@@ -36,13 +36,13 @@ def test_registry_is_complete():
 def test_check_resources_with_fake_gpus():
     models.check_resources("tiny", gpus=[])                      # CPU models need nothing
     models.check_resources("smollm2-135m", gpus=[])
-    models.check_resources("ace30b", gpus=[80.0] * 8)
+    models.check_resources("ace30b", gpus=[80.0] * 16)
     models.check_resources("qwen3-8b", gpus=[141.0] * 4 + [24.0])
     with pytest.raises(ModelError) as e:
         models.check_resources("ace30b", gpus=[])
     msg = str(e.value)
-    assert "ace30b (Qwen/Qwen3-30B-A3B) needs 8 GPU(s) with ≥80 GiB each" in msg
-    assert "tensor_parallel_size=2 + 6 DeepSpeed ZeRO-3 learner GPU(s)" in msg
+    assert "ace30b (Qwen/Qwen3-30B-A3B) needs 16 GPU(s) with ≥80 GiB each" in msg
+    assert "4 vLLM engine(s) × tensor_parallel_size=2 + 8 DeepSpeed ZeRO-3 learner GPU(s)" in msg
     assert "found none" in msg and "-p model smollm2-135m" in msg
     with pytest.raises(ModelError, match=r"found 8 \(40 GiB, .*\), 0 large enough"):
         models.check_resources("ace30b", gpus=[40.0] * 8)
@@ -63,7 +63,8 @@ def test_resource_plan():
     plan = models.resource_plan("ace30b")
     assert plan == {
         "model": "ace30b", "source": "hub", "hf_id": "Qwen/Qwen3-30B-A3B", "params_b": 30.5, "dtype": "bfloat16",
-        "device": "cuda", "gpus": 8, "min_gpu_mem_gib": 80, "rollout_tensor_parallel_size": 2, "learner_gpus": 6,
+        "device": "cuda", "gpus": 16, "min_gpu_mem_gib": 80, "rollout_engines": 4, "rollout_tensor_parallel_size": 2,
+        "learner_gpus": 8,
         "zero_stage": 3, "cpu_ram_gib": 0.0}
     cpu = models.resource_plan(models.get_spec("smollm2-135m"))
     assert cpu["device"] == "cpu" and cpu["gpus"] == 0 and cpu["cpu_ram_gib"] > 0

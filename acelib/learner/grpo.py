@@ -1,4 +1,4 @@
-"""GRPO advantages and losses as pure tensor functions (no model, no optimizer, no DeepSpeed).
+"""GRPO advantages, losses and log-probs as pure tensor functions (no model, no optimizer, no DeepSpeed).
 
 The learner calls them per micro-batch. Every loss is normalised by counts of the *whole* (mini)batch passed in
 by the caller (`num_sequences`, `num_tokens`), so summing micro-batch losses (gradient accumulation) gives
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from acelib.grpo_config import GRPOConfig
+from acelib.groups import ZERO_VARIANCE_TOL
+from acelib.learner.config import GRPOConfig
 
 # Sums kept per micro-batch; `summarize` turns them into means over the step.
 STAT_KEYS = ("loss", "sequences", "tokens", "clipped", "approx_kl", "ref_kl", "is_weight", "is_capped", "entropy")
@@ -22,8 +23,9 @@ def group_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, valid: torc
 
     rewards [N] float, group_ids [N] long in [0, G), valid [N] bool (False = infra error: excluded from the group
     mean/std and from the loss). Returns (advantages [N], keep [N] bool). `keep` is False for invalid samples and,
-    with `cfg.filter_zero_variance`, for every sample of a group whose valid rewards are all equal (or that has
-    fewer than two valid samples). Zero-variance groups get advantage exactly 0 either way.
+    with `cfg.filter_zero_variance`, for every sample of a zero-variance group (acelib.groups: valid rewards
+    within ZERO_VARIANCE_TOL of each other, or fewer than two valid samples). Such groups get advantage exactly 0
+    either way.
     """
     if not (rewards.shape == group_ids.shape == valid.shape and rewards.dim() == 1):
         raise ValueError(f"rewards, group_ids and valid must be 1-D of equal length, got "
@@ -43,7 +45,7 @@ def group_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, valid: torc
         0, group_ids, torch.where(v, r, -torch.inf), "amax")
     lo = torch.full((num_groups,), torch.inf, dtype=torch.float64).scatter_reduce(
         0, group_ids, torch.where(v, r, torch.inf), "amin")
-    zero_var = (count < 2) | (hi - lo <= cfg.zero_variance_tol)                                 # [G]
+    zero_var = (count < 2) | (hi - lo <= ZERO_VARIANCE_TOL)                                 # [G]
     adv = centred / (std[group_ids] + cfg.advantage_eps) if cfg.std_scaling else centred
     adv = torch.where(v & ~zero_var[group_ids], adv, 0.0)
     keep = v & ~zero_var[group_ids] if cfg.filter_zero_variance else v
@@ -65,6 +67,8 @@ def token_weights(mask: torch.Tensor, cfg: GRPOConfig, *, num_sequences: int, nu
         per_seq = m.sum(-1, keepdim=True).clamp(min=1)                        # [B, 1] |o_i|
         return m / per_seq / max(num_sequences, 1)
     if cfg.loss_type == "dr_grpo":
+        if cfg.max_completion_length is None:
+            raise ValueError("loss_type='dr_grpo' needs GRPOConfig.max_completion_length (the generation length cap)")
         return m / (cfg.max_completion_length * max(num_sequences, 1))
     raise ValueError(f"unknown loss_type {cfg.loss_type!r}")
 
@@ -129,17 +133,64 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     return loss, stats
 
 
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[target] without materialising the full log-softmax: logits [B, T, V], targets [B, T]."""
-    logits = logits.float()
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)   # [B, T]
+class _TokenLogProbs(torch.autograd.Function):
+    """log softmax(z / τ)[target] computed over chunks of positions, forward and backward.
+
+    Hand-written because torch's log_softmax / cross_entropy keep a full float32 [B, T, V] copy of the logits for
+    backward (~5 GB per 8k-token sequence at V = 152k); here only the input logits (the model's own output, in its
+    dtype) and the per-position logsumexp [B, T] are saved, and float32 exists one [B, chunk, V] slice at a time.
+    d log p(y) / dz_v = (1[v = y] − softmax(z/τ)_v) / τ.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets, temperature: float, chunk: int):               # [B, T, V], [B, T]
+        B, T, _ = logits.shape
+        acc = torch.promote_types(logits.dtype, torch.float32)                     # fp32 (fp64 stays fp64)
+        out = torch.empty(B, T, dtype=acc, device=logits.device)                    # [B, T]
+        lse = torch.empty(B, T, dtype=acc, device=logits.device)                    # [B, T]
+        for s in range(0, T, chunk):
+            z = logits[:, s:s + chunk].to(acc) / temperature                        # [B, c, V]
+            lse[:, s:s + chunk] = z.logsumexp(-1)
+            out[:, s:s + chunk] = z.gather(-1, targets[:, s:s + chunk, None]).squeeze(-1) - lse[:, s:s + chunk]
+        ctx.save_for_backward(logits, targets, lse)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):                                                     # [B, T]
+        logits, targets, lse = ctx.saved_tensors
+        tau, chunk = ctx.temperature, ctx.chunk
+        grad = torch.empty_like(logits)                                              # [B, T, V]
+        for s in range(0, logits.shape[1], chunk):
+            g = grad_out[:, s:s + chunk, None].to(lse.dtype)                         # [B, c, 1]
+            p = (logits[:, s:s + chunk].to(lse.dtype) / tau - lse[:, s:s + chunk, None]).exp_()  # softmax [B, c, V]
+            p.mul_(-g).scatter_add_(-1, targets[:, s:s + chunk, None], g)
+            grad[:, s:s + chunk] = p.div_(tau)
+        return grad, None, None, None
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of softmax(logits) over the last axis: logits [..., V] → [...]."""
-    logits = logits.float()
-    logp = logits.log_softmax(-1)
-    return -(logp.exp() * logp).sum(-1)
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
+                   chunk: int | None = None) -> torch.Tensor:
+    """log softmax(logits / temperature)[target]: logits [B, T, V], targets [B, T] → [B, T] (fp32; fp64 for fp64).
+
+    The temperature is the one the engine sampled at: samples come from softmax(z/τ), so the policy gradient and the
+    ratios must use that density, not softmax(z). Float32 copies are made `chunk` positions at a time (None = all).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to score samples, got {temperature} (greedy has no density)")
+    return _TokenLogProbs.apply(logits, targets, float(temperature), chunk or max(1, logits.shape[1]))
+
+
+@torch.no_grad()
+def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0, chunk: int | None = None) -> torch.Tensor:
+    """Entropy of softmax(logits / temperature) over the last axis: logits [B, T, V] → [B, T] fp32 (no grad)."""
+    acc = torch.promote_types(logits.dtype, torch.float32)
+    out = torch.empty(logits.shape[:-1], dtype=acc, device=logits.device)              # [B, T]
+    step = chunk or max(1, logits.shape[1])
+    for s in range(0, logits.shape[1], step):
+        logp = (logits[:, s:s + step].to(acc) / temperature).log_softmax(-1)            # [B, c, V]
+        out[:, s:s + step] = -(logp.exp() * logp).sum(-1)
+    return out
 
 
 def summarize(stats: list[dict[str, torch.Tensor]], num_updates: int = 1) -> dict[str, float]:

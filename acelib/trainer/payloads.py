@@ -1,0 +1,42 @@
+"""What crosses Ray between the trainer's actors, typed (no dicts of strings).
+
+curriculum ──TaskAssignment──▶ driver ──▶ rollout worker ──FinishedGroup──▶ driver ──RolloutGroup──▶ learner
+`TaskAssignment` is the curriculum's (acelib.curriculum); `RolloutGroup` the learner's (acelib.learner.batch).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from acelib.agent.state import State
+from acelib.groups import is_zero_variance
+from acelib.learner.batch import RolloutGroup
+
+
+@dataclasses.dataclass
+class FinishedGroup:
+    """G executed and graded responses to one task, as a rollout worker returns them."""
+    task_id: str
+    competition_id: str
+    step_type: str                 # draft / debug / improve: the task's
+    policy_version_started: int    # the policy version when the task was acquired (LP ages evidence from it)
+    policy_version: int            # the weights that generated the samples
+    prompt_ids: list[int]
+    samples: list                  # acelib.rollout.base.Sample, one per response (empty tokens when masked)
+    rewards: list[float]
+    masked: list[bool]             # infra errors: generation, execution or grading failed (not the policy's fault)
+    outcomes: list[str]            # reward-ladder outcome per sample ("infra_error" when masked)
+    children: list[State]          # child states of the unmasked samples (they become buffer tasks)
+    identical_to_parent: list[bool]  # the response's script equals the task's own code (a copy, not a step)
+    gen_s: float
+    exec_s: float
+    gen_tokens: int
+    sandbox_latency_s: list[float]
+    errors: list[str] = dataclasses.field(default_factory=list)   # tracebacks of masked samples
+
+    @property
+    def zero_variance(self) -> bool:
+        return is_zero_variance(self.rewards, self.masked)
+
+    def to_rollout_group(self) -> RolloutGroup:
+        return RolloutGroup(prompt_ids=self.prompt_ids, samples=self.samples, rewards=self.rewards,
+                            masked=self.masked)
