@@ -76,7 +76,7 @@ def main() -> None:
         cfg = resolve(args.model, None, {
             "mode": mode, "steps": args.steps, "competitions": comps, "group_size": args.group_size,
             "tasks_per_step": args.tasks_per_step, "output_dir": out, "run_name": f"bench-{mode}",
-            "tracking_uri": f"sqlite:///{out}/mlflow.db", "seed_with_reference": True,
+            "tracking_uri": f"sqlite:///{out}/mlflow.db",
             "max_staleness": 0 if mode == "sync" else 1,
             "checkpoint_every": args.steps,
             "resources": {"rollout_workers": args.rollout_workers, "sandbox_workers": args.sandbox_workers},

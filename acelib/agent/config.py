@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from acelib.agent.parse import RESPONSE_FORMATS
 from acelib.agent.reward import RewardConfig
 from acelib.config import ConfigError, option
 
@@ -44,7 +45,39 @@ class AgentConfig:
     memory_size: int = option(5, "earlier attempts summarised in a state's memory (0 = no memory)")
     time_limit_hint_s: float | None = option(
         None, "run time limit stated in the prompt; None = take it from the sandbox limits when known")
+    response_format: str = option(
+        "script", "how debug and improve responses give the new code: 'script' = one ```python block with the "
+        "full script; 'edit' = SEARCH/REPLACE blocks applied to the current solution (Aider-style; a block that "
+        "does not apply is a format error). Drafts always write a full script", choices=RESPONSE_FORMATS)
 
     def validate(self) -> None:
         if self.memory_size < 0:
             raise ConfigError("agent.memory_size must be >= 0")
+        if self.response_format not in RESPONSE_FORMATS:
+            raise ConfigError(f"agent.response_format must be one of {list(RESPONSE_FORMATS)}, "
+                              f"got {self.response_format!r}")
+
+
+@dataclasses.dataclass
+class SeedConfig:
+    """Seed states of the buffer (`acelib.agent.seeds.seed_states`): compact baselines and their mutations."""
+
+    improve: bool = option(True, "add each competition's compact baseline as a valid improve seed")
+    per_competition: int = option(4, "debug seeds per competition: mutations of its compact baseline (train "
+                                     "split), spread over the kinds; 0 = none")
+    kinds: tuple[str, ...] = option((), "mutation kinds to draw from (empty = all of "
+                                        "acelib.tasks.suites.mutations.KINDS); hold kinds out to test unseen bugs")
+
+    def validate(self) -> None:
+        if self.per_competition < 0:
+            raise ConfigError("seeds.per_competition must be >= 0")
+        if self.kinds:
+            from acelib.tasks.suites.mutations import KINDS  # lazy: only a config that names kinds pays the import
+
+            unknown = [k for k in self.kinds if k not in KINDS]
+            if unknown:
+                raise ConfigError(f"seeds.kinds: unknown {unknown}; choose from {list(KINDS)}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.improve or self.per_competition > 0

@@ -69,6 +69,22 @@ RESPONSE_FORMAT = (
     "```python and holds the complete script. Write no other code blocks and nothing after the block."
 )
 
+# agent.response_format = "edit": debug and improve steps change the current solution with SEARCH/REPLACE blocks
+RESPONSE_FORMAT_EDIT = """# Response format
+
+Reply with a short plan (1-3 sentences), then one or more SEARCH/REPLACE blocks that edit the current solution. \
+For example, to add a missing import:
+
+<<<<<<< SEARCH
+import pandas as pd
+=======
+import os
+import pandas as pd
+>>>>>>> REPLACE
+
+The SEARCH part copies lines of the current solution exactly, enough of them to match one place only; the \
+REPLACE part holds the new lines. Blocks are applied in order. Do not repeat the whole script."""
+
 RULES = """# Rules for the script
 
 - The working directory is a fresh workspace. The competition data is in `./input/` (read-only); nothing else \
@@ -209,12 +225,18 @@ def rules(competition, time_limit_s: float | None = None, packages: str = PACKAG
                         time_limit=_time_limit(time_limit_s), packages=packages)
 
 
+def format_section(step_type: str, response_format: str = "script") -> str:
+    """The response-format section: a full script, or SEARCH/REPLACE edits (`response_format="edit"`, except for
+    drafts: they have nothing to edit)."""
+    return RESPONSE_FORMAT_EDIT if response_format == "edit" and step_type != "draft" else RESPONSE_FORMAT
+
+
 def build_messages(state: State, competition, config: PromptConfig | None = None,
-                   time_limit_s: float | None = None) -> list[dict]:
+                   time_limit_s: float | None = None, response_format: str = "script") -> list[dict]:
     """The chat messages for expanding `state` (its step type picks the instructions).
 
     Uses only agent-visible fields of `state`; `time_limit_s` is stated in the rules so the agent can size its
-    model to the sandbox timeout.
+    model to the sandbox timeout; `response_format` is `AgentConfig.response_format`.
     """
     config = config or PromptConfig()
     if state.competition_id != competition.id:
@@ -238,7 +260,8 @@ def build_messages(state: State, competition, config: PromptConfig | None = None
             validity=state.validity_message or "(not checked)",
             score="none" if state.score is None else f"{state.score:.6g}",
         ))
-    parts += [INSTRUCTIONS[step_type], RESPONSE_FORMAT, rules(competition, time_limit_s)]
+    parts += [INSTRUCTIONS[step_type], format_section(step_type, response_format),
+              rules(competition, time_limit_s)]
     user = "\n\n".join(parts)
     if config.system_prompt:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
@@ -255,7 +278,8 @@ def attempt_summary(state: State, max_chars: int = 200) -> str:
     plan = " ".join(state.plan.split())
     first = plan.split(". ")[0].rstrip(".") if plan else "(no plan)"
     if state.exec_status == "format_error":
-        outcome = "response had no single code block"
+        # the parser's reason (no code block, an edit that does not apply, ...) tells the next attempt what to fix
+        outcome = "format error: " + state.output.removeprefix("Format error: ")[:120]
     elif state.valid:
         outcome = "valid submission, validation score " + ("not printed" if state.score is None
                                                             else f"{state.score:.6g}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from acelib.agent import prompts
 from acelib.agent.config import AgentConfig
-from acelib.agent.parse import ParsedAction, parse_response, parse_validation_score
+from acelib.agent.parse import ParsedAction, parse_action, parse_validation_score
 from acelib.agent.policy import Response
 from acelib.agent.reward import step_reward
 from acelib.agent.state import State
@@ -125,18 +126,33 @@ def step_batch(states: Sequence[State], responses: Sequence[str | Response], com
     if len(comps) != len(states):
         raise ValueError(f"{len(states)} states but {len(comps)} competitions")
     texts = [_as_text(r) for r in responses]
-    parsed = [parse_response(t) for t, _ in texts]
+    parsed = [parse_action(t, s.code, config.response_format) for s, (t, _) in zip(states, texts)]
     runs: list[Future | None] = []
     for p, comp in zip(parsed, comps):
         runs.append(sandbox.submit(p.code, comp, limits) if (p.ok and sandbox is not None) else None)
     results = []
     for s, p, comp, fut, (_, version) in zip(states, parsed, comps, runs, texts):
-        if not p.ok:
-            res = None
-        elif fut is not None:
-            res = fut.result()
-        else:
-            from acelib.sandbox import run  # lazy: only the single-process path needs it
-            res = run(p.code, comp, limits)
-        results.append(finish_step(s, p, res, comp, config, version))
+        # A fault in one step (the sandbox harness, the grader, the reward raising) is that step's problem: it is
+        # masked as an infrastructure error with its traceback, and the other steps of the batch keep theirs.
+        try:
+            if not p.ok:
+                res = None
+            elif fut is not None:
+                res = fut.result()
+            else:
+                from acelib.sandbox import run  # lazy: only the single-process path needs it
+                res = run(p.code, comp, limits)
+            results.append(finish_step(s, p, res, comp, config, version))
+        except Exception:
+            results.append(_faulted(s, p, traceback.format_exc(), version))
     return results
+
+
+def _faulted(state: State, parsed: ParsedAction, error: str, policy_version: int | None) -> StepResult:
+    """The masked result of a step whose execution or grading raised (not the policy's fault)."""
+    child = State(competition_id=state.competition_id, code=parsed.code, plan=parsed.plan, exec_status="infra_error",
+                  output="(the harness failed on this step; it is not counted)", parent_id=state.id,
+                  origin_step=state.step_type, depth=state.depth + 1,
+                  policy_version=state.policy_version if policy_version is None else policy_version)
+    return StepResult(child, 0.0, True, {"outcome": "infra_error", "exec_status": "infra_error",
+                                         "step_type": state.step_type, "error": error, "duration_s": 0.0})

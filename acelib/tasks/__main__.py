@@ -2,8 +2,9 @@
 
     list                          offline suites (if installed) and the MLE-bench-Lite registry, with local availability
     prepare [SUITE|ID ...] [--force]   build offline suites/competitions into $ACELIB_CACHE_DIR (default: every suite)
-    grade COMPETITION SUBMISSION.csv    print the grading report as JSON; exit 0 even when the submission is
-                                        invalid (the report says so), 1 when the competition cannot be loaded
+    grade COMPETITION SUBMISSION.csv    print the grading report as JSON (its warnings also on stderr); exit 0 even
+                                        when the submission is invalid (the report says so), 1 when the
+                                        competition cannot be loaded
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         with open(args.output, "w") as f:
             f.write(text + "\n")
     print(text)
+    for warning in report["warnings"]:  # on stderr too, so they are seen without reading the JSON
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -1,17 +1,21 @@
-"""Grade a submission CSV the way MLE-bench does, with a reason when it is invalid.
+"""Grade a submission CSV the way MLE-bench does, with a reason when it is invalid and warnings where we are stricter.
 
-`grade(competition, path)` returns MLE-bench's `CompetitionReport.to_dict()` fields plus two of ours:
+`grade(competition, path)` returns MLE-bench's `CompetitionReport.to_dict()` fields plus three of ours:
 
     competition_id, score (rounded to 5 decimals; None if invalid), gold/silver/bronze/median_threshold,
     any_medal, gold_medal, silver_medal, bronze_medal, above_median, submission_exists, valid_submission,
     is_lower_better, created_at, submission_path,
     reason       why the submission is invalid (None when valid),
-    human_rank   fraction of leaderboard teams strictly beaten (None when invalid or without leaderboard).
+    human_rank   fraction of leaderboard teams strictly beaten (None when invalid or without leaderboard),
+    warnings     what acelib's own checks would reject but this competition's MLE-bench grader accepts (a list).
 
-MLE-bench semantics kept: `submission_exists` = a file with a `.csv` suffix; medals and `above_median` use the
-rounded score; medals are mutually exclusive; `above_median` is strict; direction from the leaderboard
-(first row vs last). Every problem with the submission gives `valid_submission=False` and a `reason`; only a
-broken competition (answers missing, leaderboard contradicting the metric, unknown rule) raises.
+The verdict and the score are MLE-bench's, quirks included: for a Lite competition the rules in `acelib.tasks.lite`
+reproduce what its `grade.py` accepts and how it pairs rows and columns; a check MLE-bench does not make becomes a
+warning, never a different verdict. MLE-bench semantics kept: `submission_exists` = a file with a `.csv` suffix;
+CSVs read with `float_precision="round_trip"`; medals and `above_median` use the rounded score; medals are mutually
+exclusive; `above_median` is strict; direction from the leaderboard (first row vs last). Every problem with the
+submission gives `valid_submission=False` and a `reason`; only a broken competition (answers missing, leaderboard
+contradicting the metric, unknown rule) raises.
 
 Rules (`Competition.rules`, all optional; `RULE_DEFAULTS` lists them; defaults derive from the metric):
 
@@ -22,7 +26,9 @@ Rules (`Competition.rules`, all optional; `RULE_DEFAULTS` lists them; defaults d
     labels                   allowed label values (accuracy, QWK, F1)       default: None (any)
     case_sensitive_ids       compare string ids case-sensitively            default: True
     allow_extra_columns      ignore columns other than id + targets         default: False (reject them)
-    align                    "id": match rows by id; "row": file order      default: "id"
+    align                    how rows pair with answers (ALIGN_MODES)       default: "id"
+    columns_by_position      pair non-id columns with targets by position   default: False (by name; jigsaw hook)
+    id_first                 the id must be the first column                default: False (spooky hook)
     skip_negative_answer_rows  drop answer rows whose targets sum < 0       default: False (jigsaw hook)
     string_targets           compare targets as strings (NaN as "nan")      default: False (text-norm hook)
     average                  F1 averaging ("binary", "macro", ...)          default: "binary"
@@ -45,8 +51,18 @@ from acelib.tasks.competition import Competition
 REPORT_KEYS = (
     "competition_id", "score", "gold_threshold", "silver_threshold", "bronze_threshold", "median_threshold",
     "any_medal", "gold_medal", "silver_medal", "bronze_medal", "above_median", "submission_exists",
-    "valid_submission", "is_lower_better", "created_at", "submission_path", "reason", "human_rank",
+    "valid_submission", "is_lower_better", "created_at", "submission_path", "reason", "human_rank", "warnings",
 )
+
+# How submission rows pair with answer rows. Only "id" checks the ids; the others grade what MLE-bench grades and
+# turn acelib's id check into a warning.
+ALIGN_MODES = {
+    "id": "sort both by id; the sorted ids must be equal (MLE-bench's usual check)",
+    "sorted": "sort both by id and pair rows by position; ids unchecked (new-york-city-taxi-fare-prediction)",
+    "row": "pair rows in file order; ids unchecked, the id column optional (nomad2018)",
+    "index": "index both by id; answer rows kept by `skip_negative_answer_rows` select the submission rows with "
+             "the same ids, then pair by position; ids unchecked except that each must be in the test set (jigsaw)",
+}
 
 RULE_DEFAULTS: dict[str, Any] = {
     "proba": None,            # None → metric.needs_proba
@@ -57,6 +73,8 @@ RULE_DEFAULTS: dict[str, Any] = {
     "case_sensitive_ids": True,
     "allow_extra_columns": False,
     "align": "id",
+    "columns_by_position": False,
+    "id_first": False,
     "skip_negative_answer_rows": False,
     "string_targets": False,
     "average": "binary",
@@ -77,9 +95,23 @@ def rules_for(competition: Competition) -> dict[str, Any]:
     rules = {**RULE_DEFAULTS, **competition.rules}
     if rules["proba"] is None:
         rules["proba"] = M.get(competition.metric).needs_proba
-    if rules["align"] not in ("id", "row"):
-        raise ValueError(f"competition '{competition.id}': rule align must be 'id' or 'row', got {rules['align']!r}")
+    if rules["align"] not in ALIGN_MODES:
+        raise ValueError(f"competition '{competition.id}': rule align must be one of {list(ALIGN_MODES)}, "
+                         f"got {rules['align']!r}")
+    if rules["columns_by_position"] and rules["allow_extra_columns"]:
+        raise ValueError(f"competition '{competition.id}': columns_by_position reads every non-id column, so it "
+                         "cannot be combined with allow_extra_columns; drop one of the two rules")
     return rules
+
+
+# MLE-bench's read_csv passes float_precision="round_trip" (exact parsing); pandas >= 3 parses exactly by default
+# and deprecates the option, while pandas 2's default parser is off by an ulp on about half of long decimals
+_EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """A CSV read as MLE-bench's `mlebench.utils.read_csv` reads it (exact float parsing)."""
+    return pd.read_csv(path, **_EXACT_FLOATS)
 
 
 def read_answers(competition: Competition) -> pd.DataFrame:
@@ -90,7 +122,7 @@ def read_answers(competition: Competition) -> pd.DataFrame:
                 else f"run `python -m acelib.tasks prepare {competition.id}`")
         raise FileNotFoundError(f"answers for '{competition.id}' not found at {path}; the competition is not "
                                 f"prepared: {hint}")
-    answers = pd.read_csv(path)
+    answers = read_csv(path)
     needed = [competition.id_column, *competition.target_columns]
     missing = [c for c in needed if c not in answers.columns]
     if missing:
@@ -99,56 +131,179 @@ def read_answers(competition: Competition) -> pd.DataFrame:
 
 
 def _examples(values: Iterable, k: int = 5) -> str:
-    vals = sorted(map(str, values))
+    vals = sorted(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in values)
     more = f" (+{len(vals) - k} more)" if len(vals) > k else ""
     return ", ".join(vals[:k]) + more
 
 
-def _id_keys(sub_ids: pd.Series, ans_ids: pd.Series, case_sensitive: bool) -> tuple[np.ndarray, np.ndarray]:
-    # Numbers compare as numbers (an id written "7.0" still matches 7); anything else as text.
-    if pd.api.types.is_numeric_dtype(sub_ids) and pd.api.types.is_numeric_dtype(ans_ids):
-        return sub_ids.to_numpy(dtype=np.float64), ans_ids.to_numpy(dtype=np.float64)
-    s = sub_ids.to_numpy(dtype=object).astype(str)
-    a = ans_ids.to_numpy(dtype=object).astype(str)
-    if not case_sensitive:
-        s, a = np.char.lower(s), np.char.lower(a)
-    return s, a
+# ------------------------------------------------------------------------------------------- columns
+def _prediction_columns(sub: pd.DataFrame, answers: pd.DataFrame, competition: Competition, rules: dict,
+                        notes: list[str]) -> tuple[list[str], list[str]]:
+    """(submission columns, answer columns) the metric pairs, in order; raises on missing or unexpected columns."""
+    id_col, targets = competition.id_column, list(competition.target_columns)
+    id_needed = rules["align"] != "row"
+    missing = [c for c in [id_col, *targets] if c not in sub.columns and (c != id_col or id_needed)]
+    if missing:
+        raise InvalidSubmission(f"missing columns {missing}; expected columns {[id_col, *targets]} "
+                                "(see sample_submission.csv)")
+    if id_col not in sub.columns:
+        notes.append(f"no `{id_col}` column: this competition's MLE-bench grader scores rows in file order and "
+                     "does not read it; acelib's own check would reject the file")
+    extra = [c for c in sub.columns if c not in (id_col, *targets)]
+    if extra and not rules["allow_extra_columns"]:
+        raise InvalidSubmission(f"unexpected columns {extra}; the submission must have exactly the columns "
+                                f"{[id_col, *targets]} (see sample_submission.csv)")
+    if rules["id_first"] and sub.columns[0] != id_col:
+        raise InvalidSubmission(f"`{id_col}` must be the first column, as in sample_submission.csv: this "
+                                "competition's MLE-bench grader reads the prediction columns by position (all "
+                                f"columns after the first); the file starts with `{sub.columns[0]}`")
+    if not rules["columns_by_position"]:
+        return targets, targets
+    # jigsaw: MLE-bench scores the submission's non-id columns against the answers' columns by position
+    sub_cols = [c for c in sub.columns if c != id_col]
+    ans_cols = [c for c in answers.columns if c in targets]
+    if sub_cols != ans_cols:
+        pairs = [f"`{s}` as `{a}`" for s, a in zip(sub_cols, ans_cols) if s != a]
+        notes.append(f"columns are scored by position, not by name: {', '.join(pairs)}; write the columns in "
+                     f"the order {ans_cols} (sample_submission.csv's)")
+    return sub_cols, ans_cols
 
 
-def _align(sub: pd.DataFrame, ans: pd.DataFrame, competition: Competition, rules: dict) -> tuple:
-    """Row orders (into sub, into ans) pairing each answer with its submission row, as MLE-bench's
-    sort-both-by-id does; raises InvalidSubmission naming missing, unexpected or duplicated ids."""
-    id_col = competition.id_column
-    if sub[id_col].isna().any():
-        raise InvalidSubmission(f"column `{id_col}` has {int(sub[id_col].isna().sum())} empty ids")
-    s, a = _id_keys(sub[id_col], ans[id_col], rules["case_sensitive_ids"])
-    order_s, order_a = np.argsort(s, kind="stable"), np.argsort(a, kind="stable")
-    if not np.array_equal(s[order_s], a[order_a]):
-        sub_counts, ans_counts = pd.Series(s).value_counts(), pd.Series(a).value_counts()
-        missing = ans_counts.index.difference(sub_counts.index)
-        unexpected = sub_counts.index.difference(ans_counts.index)
-        common = sub_counts.index.intersection(ans_counts.index)
-        dup = common[sub_counts[common].to_numpy() > ans_counts[common].to_numpy()]
-        parts = []
-        if len(dup):
-            parts.append(f"duplicated ids in `{id_col}`: {_examples(dup)}")
-        if len(missing):
-            parts.append(f"{len(missing)} ids of the test set are missing: {_examples(missing)}")
-        if len(unexpected):
-            parts.append(f"{len(unexpected)} ids are not in the test set: {_examples(unexpected)}")
-        raise InvalidSubmission("; ".join(parts) + " (write exactly one row per id of test.csv / "
-                                "sample_submission.csv)")
-    if rules["align"] == "row":
-        # nomad2018 hook: MLE-bench scores rows in file order; the id check above only guards against garbage
-        return np.arange(len(sub)), np.arange(len(ans))
-    return order_s, order_a
+# ------------------------------------------------------------------------------------------- rows
+def _sort_order(ids: pd.Series) -> np.ndarray:
+    """Positions that sort `ids` as MLE-bench's `df.sort_values(id)` does under pandas 2.2 (its environment):
+    numpy's quicksort of the present ids, missing ids last. That sort is not stable, so rows with equal ids
+    (detecting-insults' repeated comments) pair up exactly as in MLE-bench; pandas >= 3 sorts text stably and
+    would pair them differently, hence no `sort_values` here."""
+    missing = ids.isna().to_numpy()
+    numeric = pd.api.types.is_numeric_dtype(ids) or pd.api.types.is_bool_dtype(ids)
+    values = (ids.to_numpy() if numeric else ids.to_numpy(dtype=object))[~missing]
+    idx = np.arange(len(ids))
+    try:
+        present = idx[~missing][values.argsort(kind="quicksort")]
+    except TypeError as e:  # MLE-bench's sort fails the same way, which makes the submission invalid
+        raise InvalidSubmission(f"the ids in `{ids.name}` cannot be sorted ({e}); write ids of one type, as in "
+                                "sample_submission.csv") from e
+    return np.concatenate([present, idx[missing]])
 
 
-def _numeric_targets(sub: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    out = np.empty((len(sub), len(cols)), dtype=np.float64)  # [N, K]
+def _equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise `a == b` as numpy compares MLE-bench's id arrays (3.0 equals 3, text never equals a number)."""
+    if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
+        return a == b
+    return np.asarray(a, dtype=object) == np.asarray(b, dtype=object)
+
+
+def _id_keys(ids: pd.Series, rules: dict) -> pd.Series:
+    if rules["case_sensitive_ids"] or pd.api.types.is_numeric_dtype(ids):
+        return ids
+    return ids.astype(str).str.lower().where(ids.notna())
+
+
+def _id_check(sub_ids: pd.Series, ans_ids: pd.Series, rules: dict) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(order sorting the submission by id, order sorting the answers, why the ids are not exactly the test set's
+    ids or None): MLE-bench's check, the sorted id columns compared element-wise."""
+    s, a = _id_keys(sub_ids, rules), _id_keys(ans_ids, rules)
+    order_s, order_a = _sort_order(s), _sort_order(a)
+    if len(s) == len(a) and _equal(s.to_numpy()[order_s], a.to_numpy()[order_a]).all():
+        return order_s, order_a, None
+    name = sub_ids.name
+    parts = []
+    if s.isna().any():
+        parts.append(f"column `{name}` has {int(s.isna().sum())} empty ids")
+    # comparable keys for the message: 7 and 7.0 count as one id, and any mix of types can be counted as text
+    numeric = pd.api.types.is_numeric_dtype(s) and pd.api.types.is_numeric_dtype(a)
+    key = (lambda x: x.dropna().astype(np.float64)) if numeric else (lambda x: x.dropna().astype(str))
+    sub_counts, ans_counts = key(s).value_counts(), key(a).value_counts()
+    missing = ans_counts.index.difference(sub_counts.index)
+    unexpected = sub_counts.index.difference(ans_counts.index)
+    common = sub_counts.index.intersection(ans_counts.index)
+    dup = common[sub_counts[common].to_numpy() > ans_counts[common].to_numpy()]
+    if len(dup):
+        parts.append(f"duplicated ids in `{name}`: {_examples(dup)}")
+    if len(missing):
+        parts.append(f"{len(missing)} ids of the test set are missing: {_examples(missing)}")
+    if len(unexpected):
+        parts.append(f"{len(unexpected)} ids are not in the test set: {_examples(unexpected)}")
+    if not parts:
+        parts.append(f"the ids in `{name}` do not match the test set's ids")
+    problem = "; ".join(parts) + " (write exactly one row per id of test.csv / sample_submission.csv)"
+    return order_s, order_a, problem
+
+
+def _unchecked_ids_note(problem: str, how: str) -> str:
+    return (f"{problem}. This competition's MLE-bench grader does not check ids ({how}), so the file is graded "
+            "anyway; acelib's own check would reject it")
+
+
+def _scored(answers: pd.DataFrame, truth_cols: list[str], rules: dict) -> np.ndarray:
+    """Which answer rows count: all, or (jigsaw) those whose targets do not sum below 0 (Kaggle's -1 rows)."""
+    if not rules["skip_negative_answer_rows"]:
+        return np.ones(len(answers), dtype=bool)
+    return (answers[truth_cols].to_numpy(dtype=np.float64).sum(axis=1) >= 0)
+
+
+def _pairs(sub: pd.DataFrame, ans: pd.DataFrame, competition: Competition, truth_cols: list[str], rules: dict,
+           notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(scored submission rows, their answers, unscored submission rows), paired row i with row i as MLE-bench
+    pairs them under the `align` rule."""
+    id_col, mode = competition.id_column, rules["align"]
+    if mode == "index":
+        return _index_pairs(sub, ans, id_col, truth_cols, rules, notes)
+    if mode == "row":
+        # nomad2018: MLE-bench pairs row i with answer i and never reads the ids
+        problem = _id_check(sub[id_col], ans[id_col], rules)[2] if id_col in sub.columns else None
+        if problem:
+            notes.append(_unchecked_ids_note(problem, "it pairs the i-th row with the i-th answer"))
+        elif id_col in sub.columns and not _equal(sub[id_col].to_numpy(), ans[id_col].to_numpy()).all():
+            notes.append(f"rows are not in the test set's order: this competition's MLE-bench grader pairs the "
+                         f"i-th row with the i-th answer without reading `{id_col}`, so predictions are scored "
+                         "against other rows' answers; keep sample_submission.csv's row order")
+        order_s = order_a = np.arange(len(sub))
+    else:
+        order_s, order_a, problem = _id_check(sub[id_col], ans[id_col], rules)
+        if problem and mode == "id":
+            raise InvalidSubmission(problem)
+        if problem:  # "sorted": taxi pairs the sorted rows by position whatever the keys
+            notes.append(_unchecked_ids_note(problem, "it sorts both files by id and pairs rows by position"))
+    s = sub.iloc[order_s].reset_index(drop=True)
+    a = ans.iloc[order_a].reset_index(drop=True)
+    keep = _scored(a, truth_cols, rules)
+    return s[keep], a[keep], s[~keep]
+
+
+def _index_pairs(sub: pd.DataFrame, ans: pd.DataFrame, id_col: str, truth_cols: list[str], rules: dict,
+                 notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """jigsaw: both sorted by id; the scored answer rows select the submission rows carrying the same ids (so a
+    duplicated id is taken as often as it occurs), then rows pair by position."""
+    s = sub.iloc[_sort_order(sub[id_col])].reset_index(drop=True)
+    a = ans.iloc[_sort_order(ans[id_col])].reset_index(drop=True)
+    if a[id_col].duplicated().any():
+        raise ValueError(f"answers of this competition repeat ids in `{id_col}`; re-prepare it")
+    keep_a = _scored(a, truth_cols, rules)
+    keep_s = pd.Series(keep_a, index=pd.Index(a[id_col].to_numpy())).reindex(pd.Index(s[id_col].to_numpy()))
+    unknown = keep_s.isna().to_numpy()
+    if unknown.any():
+        raise InvalidSubmission(f"{int(unknown.sum())} ids are not in the test set: "
+                                f"{_examples(s.loc[unknown, id_col].astype(str).unique())} (MLE-bench's grader "
+                                "selects the scored rows by id and fails on an unknown id)")
+    keep_s = keep_s.to_numpy(dtype=bool)
+    problem = _id_check(sub[id_col], ans[id_col], rules)[2]
+    if problem:
+        notes.append(_unchecked_ids_note(problem, "it picks the rows to score by id and pairs them by position"))
+    if keep_s.sum() != keep_a.sum():
+        raise InvalidSubmission(f"the submission has {int(keep_s.sum())} rows for the ids the answers score, the "
+                                f"test set {int(keep_a.sum())}: write exactly one row per id of sample_submission.csv")
+    return s[keep_s], a[keep_a], s[~keep_s]
+
+
+# ------------------------------------------------------------------------------------------- values
+def _numeric(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """The columns as float64 `[N, K]`; booleans count as 0/1 (MLE-bench's graders accept them)."""
+    out = np.empty((len(frame), len(cols)), dtype=np.float64)  # [N, K]
     for k, c in enumerate(cols):
-        col = sub[c]
-        if not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)):
+        col = frame[c]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
             conv = pd.to_numeric(col, errors="coerce")
             bad = col[conv.isna() & col.notna()]
             if len(bad):
@@ -180,62 +335,64 @@ def _check_numeric_rules(pred: np.ndarray, cols: list[str], rules: dict) -> None
                                     f"{cols}; each row must be a probability distribution")
 
 
-def _label_targets(sub: pd.DataFrame, ans: pd.DataFrame, col: str, rules: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(y_true, y_pred) for label metrics: numbers if the answers are numeric, else text."""
+def _label_targets(sub: pd.DataFrame, ans: pd.DataFrame, pred_col: str, truth_col: str, spec: M.MetricSpec,
+                   rules: dict, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(y_true, y_pred) for label metrics, as MLE-bench hands them to scikit-learn."""
     if rules["string_targets"]:
         # text-normalization hook: MLE-bench compares `astype(str)` of both columns, so NaN is the text "nan"
-        return (ans[col].to_numpy(dtype=object).astype(str), sub[col].to_numpy(dtype=object).astype(str))
-    if pd.api.types.is_numeric_dtype(ans[col]) and not pd.api.types.is_bool_dtype(ans[col]):
-        return ans[col].to_numpy(), _numeric_targets(sub, [col])[:, 0]
-    if sub[col].isna().any():
-        raise InvalidSubmission(f"{int(sub[col].isna().sum())} empty values in column `{col}`; every row needs "
+        return (ans[truth_col].to_numpy(dtype=object).astype(str), sub[pred_col].to_numpy(dtype=object).astype(str))
+    col = sub[pred_col]
+    if col.isna().any():
+        raise InvalidSubmission(f"{int(col.isna().sum())} empty values in column `{pred_col}`; every row needs "
                                 "a label")
-    return ans[col].to_numpy(dtype=object).astype(str), sub[col].to_numpy(dtype=object).astype(str)
+    truth = ans[truth_col]
+    if not (pd.api.types.is_numeric_dtype(truth) and not pd.api.types.is_bool_dtype(truth)):
+        return truth.to_numpy(dtype=object).astype(str), col.to_numpy(dtype=object).astype(str)
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return truth.to_numpy(), _numeric(sub, [pred_col])[:, 0]
+    # text labels against numeric answers: passed through, as MLE-bench does (metrics.accuracy: every row wrong)
+    if spec.name == "accuracy":
+        notes.append(f"column `{pred_col}` holds text but the answers are numbers: MLE-bench (scikit-learn 1.5) "
+                     "counts every row as wrong; scikit-learn >= 1.6 and acelib's own check reject the file; "
+                     "write the labels as numbers")
+    return truth.to_numpy(), col.to_numpy(dtype=object)
 
 
-def score_submission(competition: Competition, submission: pd.DataFrame,
-                     answers: pd.DataFrame | None = None) -> float:
-    """The unrounded metric value of a submission DataFrame; raises InvalidSubmission with the reason."""
+def _evaluate(competition: Competition, submission: pd.DataFrame, answers: pd.DataFrame | None = None,
+              notes: list[str] | None = None) -> float:
+    """The unrounded metric value; raises InvalidSubmission with the reason. Warnings are appended to `notes`."""
     rules = rules_for(competition)
     spec = M.get(competition.metric)
     answers = read_answers(competition) if answers is None else answers
-    id_col, targets = competition.id_column, list(competition.target_columns)
+    notes = [] if notes is None else notes
 
-    if submission.shape[1] == 0 and len(submission) == 0:
+    if submission.shape[1] == 0:
         raise InvalidSubmission("the CSV is empty; write a header row and one row per test id")
-    missing = [c for c in [id_col, *targets] if c not in submission.columns]
-    if missing:
-        raise InvalidSubmission(f"missing columns {missing}; expected columns {[id_col, *targets]} "
-                                "(see sample_submission.csv)")
-    extra = [c for c in submission.columns if c not in (id_col, *targets)]
-    if extra and not rules["allow_extra_columns"]:
-        raise InvalidSubmission(f"unexpected columns {extra}; the submission must have exactly the columns "
-                                f"{[id_col, *targets]} (see sample_submission.csv)")
+    pred_cols, truth_cols = _prediction_columns(submission, answers, competition, rules, notes)
     if len(submission) != len(answers):
         raise InvalidSubmission(f"the submission has {len(submission)} rows, expected {len(answers)} "
                                 "(one per test id)")
-
-    order_s, order_a = _align(submission, answers, competition, rules)
-    sub = submission.iloc[order_s].reset_index(drop=True)
-    ans = answers.iloc[order_a].reset_index(drop=True)
+    sub, ans, unscored = _pairs(submission, answers, competition, truth_cols, rules, notes)
+    if len(unscored):
+        try:
+            _numeric(unscored, pred_cols)
+        except InvalidSubmission as e:  # a check MLE-bench does not make: a warning, not the verdict
+            notes.append(f"rows the answers do not score fail acelib's own check ({e}); this competition's "
+                         "MLE-bench grader never reads them")
 
     if spec.label_valued:
-        if len(targets) != 1:
+        if len(truth_cols) != 1:
             raise ValueError(f"competition '{competition.id}': metric {spec.name} reads one target column, "
-                             f"got {targets}")
-        y_true, y_pred = _label_targets(sub, ans, targets[0], rules)
+                             f"got {truth_cols}")
+        y_true, y_pred = _label_targets(sub, ans, pred_cols[0], truth_cols[0], spec, rules, notes)
         if rules["labels"] is not None and not np.isin(y_pred, np.asarray(rules["labels"])).all():
             bad = pd.unique(y_pred[~np.isin(y_pred, np.asarray(rules["labels"]))])
-            raise InvalidSubmission(f"column `{targets[0]}` has labels outside {list(rules['labels'])}: "
+            raise InvalidSubmission(f"column `{pred_cols[0]}` has labels outside {list(rules['labels'])}: "
                                     f"{_examples(bad, 3)}")
     else:
-        pred = _numeric_targets(sub, targets)  # [N, K]
-        _check_numeric_rules(pred, targets, rules)
-        truth = ans[targets].to_numpy()
-        if rules["skip_negative_answer_rows"]:
-            # jigsaw hook: rows Kaggle did not score carry -1 in every label column
-            keep = truth.astype(np.float64).sum(axis=1) >= 0
-            pred, truth = pred[keep], truth[keep]
+        pred = _numeric(sub, pred_cols)  # [N, K]
+        _check_numeric_rules(pred, pred_cols, rules)
+        truth = ans[truth_cols].to_numpy()
         y_pred = pred if spec.multi_column else pred[:, 0]
         y_true = truth if spec.multi_column else truth[:, 0]
 
@@ -248,21 +405,30 @@ def score_submission(competition: Competition, submission: pd.DataFrame,
         options["average"] = rules["average"]
     try:
         with warnings.catch_warnings():
-            # scikit-learn warns when probability rows do not sum to 1 within 1.5e-8; validity is decided by
-            # the row_sum_atol rule instead (MLE-bench: 1e-6), so the warning is noise in grading logs
-            warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
+            # scikit-learn warns when probability rows do not sum to 1 within 1.5e-8 and when a column has one
+            # class; validity is decided by the rules and the finite check below, so these are grading-log noise
+            warnings.filterwarnings("ignore", message="The y_(prob|pred) values do not sum to one")
+            warnings.filterwarnings("ignore", message="Only one class")
             value = spec(y_true, y_pred, **options)
     except ValueError as e:
         # MLE-bench: any exception from grade_fn makes the submission invalid (score None)
         raise InvalidSubmission(f"the metric {spec.name} could not be computed: {e}") from e
     if not np.isfinite(value):
+        # scikit-learn 1.5 raises where newer versions return NaN (e.g. ROC AUC of a single-class column)
         raise InvalidSubmission(f"the metric {spec.name} is undefined for this submission ({value})")
     return value
 
 
+def score_submission(competition: Competition, submission: pd.DataFrame,
+                     answers: pd.DataFrame | None = None) -> float:
+    """The unrounded metric value of a submission DataFrame; raises InvalidSubmission with the reason."""
+    return _evaluate(competition, submission, answers)
+
+
 def _read_submission(path: Path) -> pd.DataFrame:
+    # MLE-bench's grade_csv lets parse errors escape (no report at all); a report that says why is more useful
     try:
-        return pd.read_csv(path)
+        return read_csv(path)
     except pd.errors.EmptyDataError as e:
         raise InvalidSubmission("the CSV is empty; write a header row and one row per test id") from e
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -281,7 +447,7 @@ def leaderboard_path(competition: Competition) -> Path | None:
 
 
 def _report(competition: Competition, score: float | None, reason: str | None, submission_exists: bool,
-            submission_path: str) -> dict:
+            submission_path: str, notes: list[str]) -> dict:
     path = leaderboard_path(competition)
     scores = lb.read_scores(path) if path is not None else None
     lower = competition.is_lower_better
@@ -318,21 +484,24 @@ def _report(competition: Competition, score: float | None, reason: str | None, s
         "submission_path": submission_path,
         "reason": reason,
         "human_rank": lb.human_rank(score, scores, lower) if score is not None and scores is not None else None,
+        "warnings": list(notes),
     }
 
 
-def _graded(competition: Competition, read) -> tuple[float | None, str | None]:
+def _graded(competition: Competition, read) -> tuple[float | None, str | None, list[str]]:
+    notes: list[str] = []
     try:
-        return round(score_submission(competition, read()), 5), None
+        value = _evaluate(competition, read(), notes=notes)
     except InvalidSubmission as e:
-        return None, str(e)
+        return None, str(e), notes
+    return M.get(competition.metric).round_score(value), None, notes
 
 
 def grade_dataframe(competition: Competition, submission: pd.DataFrame,
                     submission_path: str = "<dataframe>") -> dict:
     """The report for an in-memory submission (e.g. written by a sandboxed program and read back)."""
-    score, reason = _graded(competition, lambda: submission)
-    return _report(competition, score, reason, True, submission_path)
+    score, reason, notes = _graded(competition, lambda: submission)
+    return _report(competition, score, reason, True, submission_path, notes)
 
 
 def grade(competition: Competition, submission_csv_path: str | Path) -> dict:
@@ -340,11 +509,11 @@ def grade(competition: Competition, submission_csv_path: str | Path) -> dict:
     path = Path(submission_csv_path)
     if not path.is_file():
         reason = f"submission file {path} does not exist; write ./submission/submission.csv"
-        return _report(competition, None, reason, False, str(path))
+        return _report(competition, None, reason, False, str(path), [])
     if path.suffix.lower() != ".csv":
-        return _report(competition, None, f"submission file {path} must be a .csv file", False, str(path))
-    score, reason = _graded(competition, lambda: _read_submission(path))
-    return _report(competition, score, reason, True, str(path))
+        return _report(competition, None, f"submission file {path} must be a .csv file", False, str(path), [])
+    score, reason, notes = _graded(competition, lambda: _read_submission(path))
+    return _report(competition, score, reason, True, str(path), notes)
 
 
 def aggregate(reports: list[dict]) -> dict:

@@ -5,7 +5,7 @@
 (a) a directory holding `competition.json` (our suites, or a hand-made competition);
 (b) a directory prepared by `mlebench prepare` (`<data>/<id>/prepared/{public,private}`) whose basename is a
     Lite id: metadata from `acelib.tasks.lite`, leaderboard from the shipped data unless the dir has one;
-(c) a bare Lite id: looked up under `$MLEBENCH_DATA_DIR/<id>` or `~/.cache/mle-bench/data/<id>`;
+(c) a bare Lite id: looked up under `mlebench_data_dir()/<id>` (`$MLEBENCH_DATA_DIR`, else MLE-bench's default);
 (d) a bare suite competition id: `acelib.tasks.suites.prepare_competition(id)` (prepares it on first use).
 
 This module imports neither pandas nor scikit-learn, so `import acelib.tasks` stays cheap.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,16 @@ MLEBENCH_DATA_ENV = "MLEBENCH_DATA_DIR"
 
 
 def mlebench_data_dir() -> Path:
-    """Where `mlebench prepare` writes: `$MLEBENCH_DATA_DIR`, else `~/.cache/mle-bench/data` (its default)."""
+    """Where `mlebench prepare` writes: `$MLEBENCH_DATA_DIR`, else MLE-bench's default `--data-dir`,
+    `appdirs.user_cache_dir()/mle-bench/data`: `$XDG_CACHE_HOME` or ~/.cache on Linux, ~/Library/Caches on macOS."""
     env = os.environ.get(MLEBENCH_DATA_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mle-bench" / "data"
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "darwin":
+        cache = Path.home() / "Library" / "Caches"
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "mle-bench" / "data"
 
 
 def _is_prepared(root: Path) -> bool:

@@ -10,6 +10,14 @@ already aligned by id and checked (no NaN, numbers where numbers are due):
 
 Options come from `Competition.rules` (see `grader.py`): `clip_eps`, `normalize_rows` (log losses), `average`
 (F1). scikit-learn is imported inside the functions so that `import acelib.tasks` stays light.
+
+**scikit-learn version.** MLE-bench's environment pins scikit-learn 1.5.1, and its published results date from
+when 1.5 was current. Where a later scikit-learn answers differently, these functions keep 1.5's answer whatever
+version is installed (docs/tasks.md, "scikit-learn and pandas versions"):
+- `rmsle`, `mean_column_rmsle`: any negative value is an error (>= 1.6 only rejects values <= -1);
+- `accuracy`: numbers never equal text, so numeric answers against text labels score 0.0 (>= 1.6 raises);
+- `MetricSpec.python_float`: 1.5 returns a Python float only for accuracy and the log losses, a numpy.float64
+  elsewhere, and MLE-bench's `round(score, 5)` rounds half-way cases of the two types differently.
 """
 from __future__ import annotations
 
@@ -34,10 +42,19 @@ class MetricSpec:
     needs_proba: bool = False    # predictions are probabilities: the grader checks they lie in [0, 1]
     multi_column: bool = False   # reads all target columns at once ([N, K]) instead of one column ([N])
     label_valued: bool = False   # predictions are class labels compared by equality (accuracy, F1, QWK)
+    python_float: bool = False   # scikit-learn 1.5 returns a Python float, not a numpy.float64 (see round_score)
     description: str = ""
 
     def __call__(self, y_true: Any, y_pred: Any, **options: Any) -> float:
         return float(self.fn(y_true, y_pred, **options))
+
+    def round_score(self, value: float) -> float:
+        """`value` rounded to 5 decimals exactly as MLE-bench's `round(score, 5)` rounds this metric's result.
+
+        round() of a numpy.float64 scales by 1e5 and rounds half to even, while round() of a Python float rounds
+        the exact binary value, so e.g. 0.123455 gives 0.12346 and 0.12345 respectively.
+        """
+        return round(float(value), 5) if self.python_float else float(round(np.float64(value), 5))
 
 
 def _clip(p: np.ndarray, eps: float) -> np.ndarray:
@@ -46,9 +63,21 @@ def _clip(p: np.ndarray, eps: float) -> np.ndarray:
     return np.clip(p, eps, 1 - eps)
 
 
+def _is_text(a: np.ndarray) -> bool:
+    return a.dtype.kind in "SU" or (a.dtype.kind == "O" and any(isinstance(v, str) for v in a.ravel()))
+
+
 def accuracy(y_true, y_pred) -> float:
+    """Fraction of rows whose label equals the answer.
+
+    Numeric answers against text labels (or the reverse) score 0.0: scikit-learn 1.5 compares them element-wise
+    and no number equals a string; scikit-learn >= 1.6 raises "Mix of label input types" instead.
+    """
     from sklearn.metrics import accuracy_score
-    return accuracy_score(y_true, y_pred)
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if _is_text(t) != _is_text(p) and len(t) == len(p):
+        return 0.0
+    return accuracy_score(t, p)
 
 
 def auc(y_true, y_pred) -> float:
@@ -63,12 +92,20 @@ def log_loss(y_true, y_pred, clip_eps: float = KAGGLE_CLIP_EPS) -> float:
     The [1 - p, p] matrix is built before clipping, exactly as scikit-learn does, so that with
     clip_eps = machine epsilon the result equals MLE-bench's `sklearn.metrics.log_loss(y_true, y_pred)`.
     """
-    from sklearn.metrics import log_loss as sk_log_loss
     p = np.asarray(y_pred, dtype=np.float64)
     if p.ndim != 1:
         raise ValueError(f"binary log_loss expects one probability per row, got shape {p.shape}")
     proba = _clip(np.column_stack([1 - p, p]), clip_eps)  # [N, 2]
-    return sk_log_loss(y_true, proba, labels=[0, 1])
+    return _sk_log_loss(y_true, proba, labels=[0, 1])
+
+
+def _sk_log_loss(y_true, proba: np.ndarray, **kw) -> float:
+    """scikit-learn's log_loss; its probability argument is `y_pred` before 1.9 and `y_proba` from 1.9 on."""
+    import inspect
+
+    from sklearn.metrics import log_loss as sk_log_loss
+    key = "y_proba" if "y_proba" in inspect.signature(sk_log_loss).parameters else "y_pred"
+    return sk_log_loss(y_true, **{key: proba}, **kw)
 
 
 def multiclass_log_loss(y_true, y_pred, clip_eps: float = KAGGLE_CLIP_EPS, normalize_rows: bool = True,
@@ -77,7 +114,6 @@ def multiclass_log_loss(y_true, y_pred, clip_eps: float = KAGGLE_CLIP_EPS, norma
 
     y_pred: [N, K]; y_true: one-hot [N, K] or labels [N] with `labels` naming the K classes in column order.
     """
-    from sklearn.metrics import log_loss as sk_log_loss
     p = _clip(np.asarray(y_pred, dtype=np.float64), clip_eps)  # [N, K]
     if p.ndim != 2:
         raise ValueError(f"multiclass_log_loss expects an [N, K] probability matrix, got shape {p.shape}")
@@ -86,10 +122,10 @@ def multiclass_log_loss(y_true, y_pred, clip_eps: float = KAGGLE_CLIP_EPS, norma
     y = np.asarray(y_true)
     if y.ndim == 2:
         # one-hot answers: scikit-learn reads an indicator matrix as is (MLE-bench passes it the same way)
-        return sk_log_loss(y, p)
+        return _sk_log_loss(y, p)
     if labels is None:
         raise ValueError("multiclass_log_loss with 1-D labels needs labels= (the class of each column, in order)")
-    return sk_log_loss(y, p, labels=list(labels))
+    return _sk_log_loss(y, p, labels=list(labels))
 
 
 def rmse(y_true, y_pred) -> float:
@@ -97,8 +133,16 @@ def rmse(y_true, y_pred) -> float:
     return root_mean_squared_error(y_true, y_pred)
 
 
+def _check_nonnegative(*arrays) -> None:
+    # scikit-learn 1.5 (MLE-bench's) rejects any negative value; >= 1.6 would accept values in (-1, 0)
+    if any((np.asarray(a, dtype=np.float64) < 0).any() for a in arrays):
+        raise ValueError("RMSLE cannot be used when targets contain negative values (scikit-learn 1.5, as in "
+                         "MLE-bench; predict values >= 0)")
+
+
 def rmsle(y_true, y_pred) -> float:
     from sklearn.metrics import root_mean_squared_log_error
+    _check_nonnegative(y_true, y_pred)
     return root_mean_squared_log_error(y_true, y_pred)
 
 
@@ -108,9 +152,10 @@ def mae(y_true, y_pred) -> float:
 
 
 def qwk(y_true, y_pred) -> float:
-    """Quadratic weighted kappa (Cohen's kappa with quadratic weights), symmetric in its arguments."""
+    """Quadratic weighted kappa (Cohen's kappa with quadratic weights)."""
     from sklearn.metrics import cohen_kappa_score
-    return cohen_kappa_score(y_true, y_pred, weights="quadratic")
+    # symmetric, but the sums run in a different order; MLE-bench's aptos grader passes (y_pred, y_true)
+    return cohen_kappa_score(y_pred, y_true, weights="quadratic")
 
 
 def f1(y_true, y_pred, average: str = "binary") -> float:
@@ -137,6 +182,7 @@ def mean_column_rmsle(y_true, y_pred) -> float:
     """Mean over target columns of RMSLE (nomad2018)."""
     from sklearn.metrics import root_mean_squared_log_error
     t, p = _columns(y_true, y_pred)
+    _check_nonnegative(t, p)
     return float(np.mean([root_mean_squared_log_error(t[:, k], p[:, k]) for k in range(t.shape[1])]))
 
 
@@ -152,14 +198,15 @@ def auc_flattened(y_true, y_pred) -> float:
 
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in [
-    MetricSpec("accuracy", accuracy, is_lower_better=False, label_valued=True,
+    MetricSpec("accuracy", accuracy, is_lower_better=False, label_valued=True, python_float=True,
                description="fraction of rows whose label equals the answer"),
     MetricSpec("auc", auc, is_lower_better=False, needs_proba=True,
                description="binary ROC AUC of the positive-class probability"),
-    MetricSpec("log_loss", log_loss, is_lower_better=True, needs_proba=True,
+    MetricSpec("log_loss", log_loss, is_lower_better=True, needs_proba=True, python_float=True,
                description="binary log loss of P(y=1), clipped to [clip_eps, 1-clip_eps]"),
     MetricSpec("multiclass_log_loss", multiclass_log_loss, is_lower_better=True, needs_proba=True,
-               multi_column=True, description="multiclass log loss, one probability column per class"),
+               multi_column=True, python_float=True,
+               description="multiclass log loss, one probability column per class"),
     MetricSpec("rmse", rmse, is_lower_better=True, description="root mean squared error"),
     MetricSpec("rmsle", rmsle, is_lower_better=True, description="root mean squared logarithmic error"),
     MetricSpec("mae", mae, is_lower_better=True, description="mean absolute error"),

@@ -79,33 +79,17 @@ class RolloutWorker:
         blank = Sample(prompt_ids=prompt, token_ids=[], logprobs=[], text="", policy_version=self.engine.policy_version)
         return [blank] * self.group_size, [f"generation failed:\n{error}"] * self.group_size
 
-    def _execute(self, state: State, texts: list[str], comp) -> list:
-        """StepResults of every response; a response whose execution or grading raises gets a masked result
-        carrying its traceback (the others keep theirs)."""
-        from acelib.agent import StepResult, step_batch
-        try:
-            return step_batch([state] * len(texts), texts, comp, self.pool, self.agent_cfg)
-        except Exception:
-            pass   # find the failing sample(s): run the group again one response at a time
-        results = []
-        for text in texts:
-            try:
-                results.extend(step_batch([state], [text], comp, self.pool, self.agent_cfg))
-            except Exception:
-                results.append(StepResult(child=state, reward=0.0, masked=True,
-                                          info={"outcome": "infra_error", "error": traceback.format_exc()}))
-        return results
-
     @ray.method(concurrency_group="rollout")
     def rollout(self, task) -> FinishedGroup:
         """Sample G responses for one task (a curriculum TaskAssignment), execute + grade them."""
-        from acelib.agent import build_messages
+        from acelib.agent import build_messages, step_batch
 
         state: State = task.state
         comp = self.competitions[state.competition_id]
         hint = self.agent_cfg.time_limit_hint_s
         messages = build_messages(state, comp, self.agent_cfg.prompt,
-                                  time_limit_s=hint if hint is not None else self.limits.timeout_s)
+                                  time_limit_s=hint if hint is not None else self.limits.timeout_s,
+                                  response_format=self.agent_cfg.response_format)
         t0 = time.perf_counter()
         samples, gen_errors = self._generate(messages)
         gen_s, t1 = time.perf_counter() - t0, time.perf_counter()
@@ -113,7 +97,8 @@ class RolloutWorker:
         if gen_errors:
             results, errors = [], gen_errors
         else:
-            results = self._execute(state, self.responses(state, samples), comp)
+            results = step_batch([state] * len(samples), self.responses(state, samples), comp, self.pool,
+                                 self.agent_cfg)   # a sample whose execution or grading raises comes back masked
             errors = [r.info["error"] for r in results if r.masked and "error" in r.info]
         exec_s = time.perf_counter() - t1
         masked = [True] * len(samples) if gen_errors else [bool(r.masked) for r in results]

@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from acelib.agent.config import AgentConfig
+from acelib.agent.config import AgentConfig, SeedConfig
 from acelib.config import ConfigError, from_dict, option
 from acelib.curriculum.config import BufferConfig, SamplerConfig
 from acelib.learner.config import GRPOConfig, LearnerConfig
@@ -72,7 +72,6 @@ class TrainConfig:
     group_size: int = option(4, "G: responses sampled per task; GRPO advantages are relative within a group")
     max_staleness: int = option(1, "admission control: generation may run at most this many learner steps ahead "
                                    "(0 = on-policy; must be 0 in sync mode)")
-    seed_with_reference: bool = option(True, "also seed the buffer with each competition's reference solution as an improve task")
     backend: str = option("auto", "rollout engine: vllm, hf (transformers generate) or auto (vllm if it works here)",
                           choices=("auto", "vllm", "hf"))
     temperature: float = option(1.0, "sampling temperature of the rollouts; the learner scores softmax(logits / "
@@ -102,6 +101,9 @@ class TrainConfig:
     sampler: SamplerConfig = option(default_factory=SamplerConfig, help="Learnability sampler (prior_lp, decay, power, "
                                                                         "uniform_share, ...)")
     sandbox: Limits = option(default_factory=Limits, help="sandbox limits (timeout_s, memory_mb, ...)")
+    seeds: SeedConfig = option(default_factory=SeedConfig, help="seed tasks of the buffer: each competition's compact "
+                                                                "baseline (improve) and mutations of it (debug), "
+                                                                "train split; built once and cached")
     agent: AgentConfig = option(default_factory=AgentConfig, help="agent scaffold: prompt budgets, memory, reward "
                                                                    "(e.g. {'reward': {'score_source': 'test'}})")
     rollout: RolloutConfig = option(default_factory=RolloutConfig, help="rollout-engine options")

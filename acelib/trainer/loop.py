@@ -72,14 +72,15 @@ def training_competitions(cfg: TrainConfig) -> dict[str, str]:
 
 
 def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
-    """Optional improve tasks from the reference solutions (the paper's 'seed states', behind a parameter)."""
-    if not cfg.seed_with_reference or cfg.sampling == "no_buffer":
+    """The buffer's seed tasks (acelib.agent.seeds): compact baselines (improve) and train-split mutations of them
+    (debug), each really run in the sandbox with the run's own agent and sandbox settings (cached after the first
+    build). None in the no_buffer ablation (roots only)."""
+    if cfg.sampling == "no_buffer" or not cfg.seeds.enabled:
         return []
-    from acelib.agent.state import State
-    from acelib.tasks.suites import reference_solution
-
-    return [State(competition_id=c, code=reference_solution(c), plan="reference solution",
-                  output="", exec_status="ok", valid=True) for c in competition_ids]
+    from acelib.agent.seeds import seed_states as build
+    return build(competition_ids, split="train", kinds=cfg.seeds.kinds or None,
+                 per_competition=cfg.seeds.per_competition, improve=cfg.seeds.improve, seed=cfg.seed,
+                 config=cfg.agent, limits=cfg.sandbox, workers=cfg.resources.sandbox_workers)
 
 
 # ------------------------------------------------------------------------------------------------ metrics

@@ -6,6 +6,7 @@ Budget: two `evaluate` calls with 9 sandbox runs in all (~1 min on 2 busy cores,
 prepared into the cache)."""
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import random
@@ -149,6 +150,34 @@ def test_report_outputs(scenario_report):
     assert ep["nodes"][1]["code"] and ep["nodes"][1]["report"]["valid_submission"]
     again = EvalReport.from_json(scenario_report.to_json())
     assert again.dataframe().drop(columns="reason").equals(df.drop(columns="reason"))
+
+
+@integration
+def test_seed_states_are_real_runs_cached_and_from_the_chosen_split(comps, monkeypatch):
+    """Improve seeds = the valid compact baselines, debug seeds = eval-split mutations that really fail; a second
+    call is served from the cache (the sandbox step is not called again)."""
+    from acelib.agent import seeds
+    from acelib.tasks.suites import compact_baseline, mutations
+    from acelib.tasks.suites.solutions import compact_plan
+
+    ids = ["nomad-mini", "insults-mini"]
+    states = seeds.seed_states(ids, split="eval", per_competition=2, seed=1, cache=False, workers=2)
+    assert [s.competition_id for s in states] == ["nomad-mini"] * 3 + ["insults-mini"] * 3
+    for s in states:
+        assert s.parent_id is None and s.depth == 0 and s.memory == () and s.plan == compact_plan(s.competition_id)
+    for improve in (states[0], states[3]):
+        assert improve.step_type == "improve" and improve.code == compact_baseline(improve.competition_id)
+        assert improve.score is not None and improve.validity_message == "Submission is valid."
+    debug = [s for s in states if s.step_type == "debug"]
+    assert len(debug) == 4 and all(s.output and s.validity_message and not s.valid for s in debug)
+    held_out = {m.code for cid in ids for m in mutations.mutations(cid, split="eval")}
+    assert all(s.code in held_out for s in debug)
+
+    def no_runs(*a, **k):
+        raise AssertionError("cached seeds must not run again")
+    # the module, not `acelib.agent.step` the function that the package exports under the same name
+    monkeypatch.setattr(importlib.import_module("acelib.agent.step"), "step_batch", no_runs)
+    assert seeds.seed_states(ids, split="eval", per_competition=2, seed=1) == states
 
 
 # ------------------------------------------------------------------------------------------- pure search policy

@@ -1,6 +1,7 @@
 """Prepare every offline mini-competition, run its reference solution in the sandbox under the agent program
-contract and grade it: valid, above the leaderboard median, not gold. Also checks the layout, the cache and
-byte-for-byte reproducibility.
+contract and grade it: valid, above the leaderboard median, not gold. Its compact baseline must be valid too, and
+a sample of the baseline's mutations (one per competition, every kind) must break it. Also checks the layout, the
+cache and byte-for-byte reproducibility.
 
 Competitions are prepared into the default cache (`$ACELIB_CACHE_DIR` or ~/.cache/acelib) so reruns are fast; a
 cold cache is prepared by one process per core and the reference solutions run concurrently in a SandboxPool.
@@ -10,6 +11,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import random
 import tempfile
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from acelib import sandbox
 from acelib.sandbox import Limits, SandboxPool
 from acelib.tasks.grader import grade, grade_dataframe
 from acelib.tasks.leaderboard import MLEBENCH_COLUMNS, read_scores
-from acelib.tasks.suites import BUILD_JSON, SUITES, prepare_competition, reference_solution
+from acelib.tasks.suites import BUILD_JSON, SUITES, compact_baseline, mutations, prepare_competition, reference_solution
 
 pytestmark = pytest.mark.integration
 ALL = SUITES["train"] + SUITES["lite-mini"]
@@ -87,6 +89,57 @@ def test_layout_and_sample_submission(comp_id, prepared):
     report = grade(comp, comp.public_dir / "sample_submission.csv")
     assert report["valid_submission"], report
     assert not report["above_median"], report
+
+
+def _run_all(codes: list[str], comps: list) -> list:
+    """ExecResults of the scripts, run concurrently in one SandboxPool."""
+    limits = Limits(timeout_s=120, threads=1)
+    with SandboxPool(workers=WORKERS, limits=limits) as pool:
+        return pool.map(codes, comps, limits)
+
+
+def _graded(comp, r) -> dict | None:
+    """The grader's report of a run's submission (None when the run wrote none or did not finish)."""
+    if r.status != "ok" or r.submission is None:
+        return None
+    return grade_dataframe(comp, pd.read_csv(io.BytesIO(r.submission)), "submission/submission.csv")
+
+
+@pytest.fixture(scope="module")
+def compact_runs(prepared) -> dict:
+    return dict(zip(ALL, _run_all([compact_baseline(c) for c in ALL], [prepared[c] for c in ALL])))
+
+
+@needs_bwrap
+@pytest.mark.parametrize("comp_id", ALL)
+def test_compact_baseline_makes_a_valid_submission(comp_id, prepared, compact_runs):
+    r = compact_runs[comp_id]
+    assert r.status == "ok", r.output_for_agent()
+    assert any(line.startswith("VALIDATION_SCORE:") for line in r.stdout.splitlines())
+    report = _graded(prepared[comp_id], r)
+    assert report is not None and report["valid_submission"], report
+    assert r.duration_s < 60, f"{comp_id}: the compact baseline took {r.duration_s:.1f} s"
+
+
+# One mutation per competition, the kinds in turn (each kind on 5 competitions of different modalities).
+MUTATION_SAMPLE = [(cid, mutations.KINDS[k % len(mutations.KINDS)]) for k, cid in enumerate(ALL)]
+
+
+@pytest.fixture(scope="module")
+def mutation_runs(prepared) -> dict:
+    picked = {(cid, kind): random.Random(f"{cid}:{kind}").choice(mutations.mutations(cid, kinds=[kind]))
+              for cid, kind in MUTATION_SAMPLE}
+    runs = _run_all([m.code for m in picked.values()], [prepared[cid] for cid, _ in picked])
+    return {key: (m, r) for (key, m), r in zip(picked.items(), runs)}
+
+
+@needs_bwrap
+@pytest.mark.parametrize("comp_id, kind", MUTATION_SAMPLE)
+def test_mutation_breaks_the_compact_baseline(comp_id, kind, prepared, mutation_runs):
+    m, r = mutation_runs[comp_id, kind]
+    report = _graded(prepared[comp_id], r)
+    assert report is None or not report["valid_submission"], f"{m.description} still works"
+    assert r.status != "infra_error", r.reason
 
 
 def _hashes(root: Path) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Grader: MLE-bench thresholds per leaderboard size band, medals, HumanRank, every invalid-submission case,
-the report's fields and types, per-competition rule hooks and run-level aggregation."""
+the report's fields and types, the rules that reproduce MLE-bench's per-competition quirks (their warnings
+included) and run-level aggregation. The Lite competitions themselves are pinned in test_mlebench_parity.py."""
 import json
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def test_report_fields_and_types(tmp_path, mae_comp):
     for k in ("any_medal", "gold_medal", "silver_medal", "bronze_medal", "above_median", "submission_exists",
               "valid_submission", "is_lower_better"):
         assert type(r[k]) is bool, k
+    assert r["warnings"] == []
     assert r["competition_id"] == "toy" and r["submission_path"] == str(tmp_path / "submission.csv")
     pd.Timestamp(r["created_at"])                                   # ISO timestamp
     assert json.loads(json.dumps(r)) == r
@@ -316,8 +318,100 @@ def test_align_row_hook_scores_file_order(tmp_path):
     by_row = make_competition(tmp_path / "r", answers, "rmse", True, ["y"], rules={"align": "row"})
     by_id = make_competition(tmp_path / "i", answers, "rmse", True, ["y"])
     path = write_sub(tmp_path, sub)
-    assert grader.grade(by_row, path)["score"] == round(np.sqrt(8 / 3), 5)
+    r = grader.grade(by_row, path)
+    assert r["score"] == round(np.sqrt(8 / 3), 5) and "not in the test set's order" in r["warnings"][0]
     assert grader.grade(by_id, path)["score"] == 0.0
+    # ids are neither checked nor needed: wrong ids and no id column are warnings, not a different verdict
+    r = grader.grade(by_row, write_sub(tmp_path, sub.assign(id=[3, 3, 1])))
+    assert r["valid_submission"] and "duplicated ids in `id`: 3" in r["warnings"][0]
+    r = grader.grade(by_row, write_sub(tmp_path, sub.drop(columns=["id"])))
+    assert r["valid_submission"] and r["warnings"][0].startswith("no `id` column")
+
+
+def test_align_sorted_pairs_sorted_rows_without_checking_ids(tmp_path):
+    # taxi: both sorted by key, then row i with row i. Keys a, a, c against a, b, c: y 1, 2, 3 vs 1, 5, 3 → |3| once
+    answers = pd.DataFrame({"key": ["b", "a", "c"], "y": [2.0, 1.0, 3.0]})
+    comp = make_competition(tmp_path / "c", answers, "rmse", True, ["y"], id_column="key", rules={"align": "sorted"})
+    r = grader.grade(comp, write_sub(tmp_path, pd.DataFrame({"key": ["a", "c", "a"], "y": [1.0, 3.0, 5.0]})))
+    assert r["valid_submission"] and r["score"] == round(np.sqrt(9 / 3), 5)
+    assert "duplicated ids in `key`: a" in r["warnings"][0] and "missing: b" in r["warnings"][0]
+    r = grader.grade(comp, write_sub(tmp_path, pd.DataFrame({"key": ["a", "c"], "y": [1.0, 3.0]})))
+    assert not r["valid_submission"] and "2 rows, expected 3" in r["reason"]
+
+
+@pytest.fixture
+def jig_comp(tmp_path):
+    """jigsaw-like: row "c" is unscored (-1 everywhere); rows pair by id, columns by position."""
+    answers = pd.DataFrame({"id": ["a", "b", "c", "d"], "p": [0, 1, -1, 1], "q": [1, 0, -1, 0]})
+    return make_competition(tmp_path / "j", answers, "mean_column_auc", False, ["p", "q"], rules={
+        "align": "index", "columns_by_position": True, "skip_negative_answer_rows": True, "proba": False})
+
+
+def test_align_index_reads_only_scored_rows(tmp_path, jig_comp):
+    sub = pd.DataFrame({"id": ["d", "c", "b", "a"], "p": [0.9, "junk", 0.8, 0.1], "q": [0.2, None, 0.1, 0.7]})
+    r = grader.grade(jig_comp, write_sub(tmp_path, sub))
+    assert r["valid_submission"] and r["score"] == 1.0
+    assert "rows the answers do not score fail acelib's own check" in r["warnings"][0]
+
+
+def test_align_index_ids(tmp_path, jig_comp):
+    good = pd.DataFrame({"id": ["a", "b", "c", "d"], "p": [0.1, 0.8, 0.5, 0.9], "q": [0.7, 0.1, 0.5, 0.2]})
+    # "a" twice, "b" missing: the scored answer ids a, b, d select the submission rows a, a, d (3 and 3), which pair
+    # by position with the answers a, b, d; the second "a" row holds b's predictions → AUC 1, with a warning
+    r = grader.grade(jig_comp, write_sub(tmp_path, good.assign(id=["a", "a", "c", "d"])))
+    assert r["valid_submission"] and r["score"] == 1.0
+    assert "duplicated ids in `id`: a" in r["warnings"][0] and "missing: b" in r["warnings"][0]
+    # "a" instead of the unscored "c": rows a, b, a, d are selected (4 ≠ 3), which MLE-bench's metric rejects
+    r = grader.grade(jig_comp, write_sub(tmp_path, good.assign(id=["a", "b", "a", "d"])))
+    assert not r["valid_submission"] and "4 rows for the ids the answers score, the test set 3" in r["reason"]
+    r = grader.grade(jig_comp, write_sub(tmp_path, good.assign(id=["a", "b", "z", "d"])))
+    assert not r["valid_submission"] and "1 ids are not in the test set: z" in r["reason"]
+
+
+def test_columns_by_position(tmp_path, jig_comp):
+    sub = pd.DataFrame({"id": ["a", "b", "c", "d"], "q": [0.7, 0.1, 0.5, 0.2], "p": [0.1, 0.8, 0.5, 0.9]})
+    r = grader.grade(jig_comp, write_sub(tmp_path, sub))
+    # q's values are scored against p's answers and p's against q's: AUC 0 for both columns
+    assert r["valid_submission"] and r["score"] == 0.0
+    assert "scored by position, not by name: `q` as `p`, `p` as `q`" in r["warnings"][0]
+    r = grader.grade(jig_comp, write_sub(tmp_path, sub.assign(extra=0.5)))
+    assert not r["valid_submission"] and "unexpected columns ['extra']" in r["reason"]
+
+
+def test_id_first_rule(tmp_path):
+    answers = pd.DataFrame({"id": ["a", "b"], "A": [1, 0], "B": [0, 1]})
+    comp = make_competition(tmp_path / "c", answers, "multiclass_log_loss", True, ["A", "B"],
+                            rules={"id_first": True, "row_sum_atol": 1e-6})
+    sub = pd.DataFrame({"A": [0.9, 0.2], "id": ["a", "b"], "B": [0.1, 0.8]})
+    r = grader.grade(comp, write_sub(tmp_path, sub))
+    assert not r["valid_submission"] and "`id` must be the first column" in r["reason"]
+    assert grader.grade(comp, write_sub(tmp_path, sub[["id", "B", "A"]]))["valid_submission"]   # classes by name
+
+
+def test_booleans_count_as_0_and_1(tmp_path):
+    # MLE-bench's graders read True/False columns and score them as 1/0 (e.g. AUC of [T, F, T, T] against 0 1 0 1)
+    answers = pd.DataFrame({"id": range(4), "y": [0, 1, 0, 1]})
+    comp = make_competition(tmp_path / "c", answers, "auc", False, ["y"])
+    r = grader.grade(comp, write_sub(tmp_path, pd.DataFrame({"id": range(4), "y": [True, False, True, True]})))
+    assert r["valid_submission"] and r["score"] == 0.25
+
+
+def test_ids_that_cannot_be_sorted_are_invalid(tmp_path):
+    answers = pd.DataFrame({"id": ["a", "b"], "y": [0.0, 1.0]})
+    comp = make_competition(tmp_path / "c", answers, "mae", True, ["y"])
+    r = grader.grade_dataframe(comp, pd.DataFrame({"id": ["a", 3], "y": [0.0, 1.0]}))
+    assert not r["valid_submission"] and "cannot be sorted" in r["reason"]
+
+
+def test_rule_combinations_are_checked(tmp_path):
+    answers = pd.DataFrame({"id": range(2), "y": 0.0})
+    bad_align = make_competition(tmp_path / "a", answers, "mae", True, ["y"], rules={"align": "position"})
+    with pytest.raises(ValueError, match="align must be one of"):
+        grader.rules_for(bad_align)
+    both = make_competition(tmp_path / "b", answers, "mae", True, ["y"],
+                            rules={"columns_by_position": True, "allow_extra_columns": True})
+    with pytest.raises(ValueError, match="columns_by_position"):
+        grader.rules_for(both)
 
 
 def test_string_targets_hook_treats_nan_as_text(tmp_path):

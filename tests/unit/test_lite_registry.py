@@ -86,6 +86,18 @@ def test_siim_has_no_leaderboard_and_class_lists_are_complete():
     assert len(lite.get("leaf-classification").target_columns) == 99
     assert len(lite.get("dog-breed-identification").target_columns) == 120
     assert lite.get("spooky-author-identification").target_columns == ("EAP", "HPL", "MWS")
+    # MLE-bench's ranzcr classes.py has 9 of Kaggle's 11 columns (openai/mle-bench#30)
+    assert len(lite.get("ranzcr-clip-catheter-line-classification").target_columns) == 9
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS: ~/Library/Caches, as appdirs")
+def test_default_data_dir_is_mlebench_default(tmp_path, monkeypatch):
+    # MLE-bench's DEFAULT_DATA_DIR = appdirs.user_cache_dir() / "mle-bench" / "data", which honours XDG_CACHE_HOME
+    monkeypatch.delenv("MLEBENCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert tasks.mlebench_data_dir() == tmp_path / "mle-bench" / "data"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert tasks.mlebench_data_dir() == Path.home() / ".cache" / "mle-bench" / "data"
 
 
 def test_unknown_lite_id_suggests():
@@ -203,6 +215,18 @@ def test_cli_grade_prints_report_even_when_invalid(tmp_path):
 
     out = _cli("grade", "no-such-competition", str(sub))
     assert out.returncode == 1 and "acelib.tasks list" in out.stderr
+
+
+def test_cli_grade_prints_warnings_on_stderr(tmp_path):
+    nomad = pd.DataFrame({"id": [1, 2], "formation_energy_ev_natom": [0.1, 0.2], "bandgap_energy_ev": [1.0, 2.0]})
+    root = fake_mlebench(tmp_path, "nomad2018-predict-transparent-conductors", nomad)
+    sub = tmp_path / "sub.csv"
+    nomad.drop(columns=["id"]).to_csv(sub, index=False)          # MLE-bench grades it; acelib warns
+    out = _cli("grade", str(root), str(sub))
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["valid_submission"] and report["warnings"]
+    assert out.stderr.strip() == f"warning: {report['warnings'][0]}"
 
 
 def test_cli_list_json(tmp_path):

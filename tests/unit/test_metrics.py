@@ -1,5 +1,7 @@
-"""Metrics against values computed by hand (the arithmetic is in the comments)."""
+"""Metrics against values computed by hand (the arithmetic is in the comments), and the scikit-learn 1.5 answers
+they keep whatever version is installed (docs/tasks.md, "scikit-learn version")."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -52,11 +54,46 @@ def test_multiclass_log_loss_label_answers_need_labels():
         METRICS["multiclass_log_loss"](["a", "b"], p)
 
 
+def test_log_loss_calls_scikit_learn_without_deprecation_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)   # scikit-learn 1.9 renamed y_pred to y_proba
+        METRICS["log_loss"]([1, 0], [0.8, 0.3])
+        METRICS["multiclass_log_loss"]([[1, 0], [0, 1]], [[0.8, 0.2], [0.3, 0.7]])
+
+
 def test_regression_metrics():
     assert METRICS["rmse"]([1, 2, 3], [1, 2, 5]) == pytest.approx(math.sqrt(4 / 3))
     assert METRICS["mae"]([1, 2, 3], [2, 2, 5]) == pytest.approx(1.0)              # (1 + 0 + 2) / 3
     e1 = math.e - 1                                                                  # log1p(e - 1) = 1
     assert METRICS["rmsle"]([0, e1], [e1, e1]) == pytest.approx(math.sqrt(0.5))     # errors (1, 0)
+
+
+@pytest.mark.parametrize("name, y_true, y_pred", [
+    ("rmsle", [1.0, 2.0], [-0.5, 2.0]),                               # a prediction in (-1, 0)
+    ("rmsle", [-0.5, 2.0], [1.0, 2.0]),                               # an answer in (-1, 0)
+    ("mean_column_rmsle", [[1.0, 1.0], [2.0, 2.0]], [[1.0, -0.1], [2.0, 2.0]]),
+])
+def test_rmsle_rejects_negative_values_as_scikit_learn_1_5(name, y_true, y_pred):
+    # scikit-learn 1.5.1 (MLE-bench's environment): "cannot be used when targets contain negative values";
+    # scikit-learn >= 1.6 only rejects values <= -1 and would score these
+    with pytest.raises(ValueError, match="negative values"):
+        METRICS[name](y_true, y_pred)
+
+
+def test_accuracy_of_text_labels_against_numbers_is_zero_as_scikit_learn_1_5():
+    # scikit-learn 1.5.1 compares [1, 2, 3] == ['1', '2', 'x'] element-wise (no number equals a string) → 0.0;
+    # scikit-learn >= 1.6 raises "Mix of label input types"
+    assert METRICS["accuracy"](np.array([1, 2, 3]), np.array(["1", "2", "x"], dtype=object)) == 0.0
+    assert METRICS["accuracy"](np.array(["a", "b"], dtype=object), np.array(["a", "c"], dtype=object)) == 0.5
+
+
+@pytest.mark.parametrize("name, expected", [("auc", 0.12346), ("rmse", 0.12346), ("mean_column_auc", 0.12346),
+                                            ("accuracy", 0.12345), ("log_loss", 0.12345)])
+def test_round_score_follows_the_type_scikit_learn_1_5_returns(name, expected):
+    # MLE-bench rounds with round(score, 5). scikit-learn 1.5 returns a numpy.float64 for AUC/RMSE/... and np.mean of
+    # floats is one too: round() scales by 1e5 (12345.5) and rounds half to even → 0.12346. accuracy and log_loss
+    # return a Python float: round() uses the exact binary value 0.12345499999... → 0.12345.
+    assert METRICS[name].round_score(0.123455) == expected
 
 
 def test_qwk():
@@ -92,6 +129,7 @@ def test_registry_directions_and_flags():
     lower = {"log_loss", "multiclass_log_loss", "rmse", "rmsle", "mae", "mean_column_rmsle"}
     assert {n for n, m in METRICS.items() if m.is_lower_better} == lower
     assert {n for n, m in METRICS.items() if m.label_valued} == {"accuracy", "qwk", "f1"}
+    assert {n for n, m in METRICS.items() if m.python_float} == {"accuracy", "log_loss", "multiclass_log_loss"}
     assert {n for n, m in METRICS.items() if m.needs_proba} == {
         "auc", "log_loss", "multiclass_log_loss", "mean_column_auc", "auc_flattened"}
     assert all(m.name == n for n, m in METRICS.items())

@@ -119,3 +119,102 @@ def test_huge_value_is_finite_but_overflow_is_not():
     assert parse_validation_score("VALIDATION_SCORE: 1e300") == 1e300
     assert parse_validation_score("VALIDATION_SCORE: 1e400") is None
     assert not math.isnan(parse_validation_score("VALIDATION_SCORE: 0") or 0.0)
+
+
+# --- response_format = "edit": SEARCH/REPLACE blocks applied to the current solution -----------------------------
+
+from acelib.agent.parse import EditBlock, EditError, apply_edits, parse_action, parse_edit  # noqa: E402
+
+SCRIPT = """import pandas as pd
+train = pd.read_csv("input/training.csv")
+model = None
+print("VALIDATION_SCORE:", 0.5)
+model = None
+"""
+
+
+def block(search: str, replace: str) -> str:
+    return f"<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n"
+
+
+def test_edit_exact_match_inside_a_fence_keeps_the_plan():
+    text = "The file is train.csv.\n\n```python\n" + block('train = pd.read_csv("input/training.csv")',
+                                                         'train = pd.read_csv("input/train.csv")') + "```\n"
+    p = parse_edit(text, SCRIPT)
+    assert p.ok and p.plan == "The file is train.csv."
+    assert p.code == SCRIPT.replace("training.csv", "train.csv")
+
+
+def test_edit_without_a_fence_and_with_aider_marker_lengths():
+    text = "Add os.\n<<<<< SEARCH\nimport pandas as pd\n=========\nimport os\nimport pandas as pd\n>>>>>>>>> REPLACE"
+    p = parse_edit(text, SCRIPT)
+    assert p.ok and p.code == "import os\n" + SCRIPT
+
+
+def test_edit_tolerates_trailing_whitespace_and_blank_edge_lines_not_indentation():
+    p = parse_edit(block("\nimport pandas as pd   \n", "import pandas as pd  # kept"), SCRIPT)
+    assert p.ok and p.code.startswith("import pandas as pd  # kept\ntrain")
+    p = parse_edit(block("    import pandas as pd", "x = 1"), SCRIPT)   # leading whitespace is Python syntax
+    assert not p.ok and "not in the current solution" in p.error
+
+
+def test_edit_ambiguous_match_asks_for_more_lines():
+    p = parse_edit(block("model = None", "model = 1"), SCRIPT)
+    assert not p.ok and "occur 2 times" in p.error and "block 1" in p.error
+    p = parse_edit(block('print("VALIDATION_SCORE:", 0.5)\nmodel = None', "pass"), SCRIPT)  # unique with context
+    assert p.ok and p.code.endswith("model = None\npass\n")
+
+
+def test_edit_not_found_names_the_line_and_the_closest_one():
+    p = parse_edit(block('train = pd.read_csv("input/train.csv")', "x = 1"), SCRIPT)
+    assert not p.ok and p.code is None
+    assert 'the closest line is `train = pd.read_csv("input/training.csv")`' in p.error
+
+
+def test_several_blocks_apply_in_order_and_one_bad_block_fails_the_response():
+    text = "Two fixes.\n" + block("import pandas as pd", "import os\nimport pandas as pd") + \
+        block("import os", "import os  # for makedirs")
+    p = parse_edit(text, SCRIPT)
+    assert p.ok and p.code.startswith("import os  # for makedirs\nimport pandas as pd\n")
+    p = parse_edit(text + block("no such line", "x"), SCRIPT)
+    assert not p.ok and p.error.startswith("block 3:")
+
+
+def test_a_block_plus_a_full_script_is_a_format_error():
+    text = block("model = None\nprint", "x") + "\nOr the whole script:\n```python\nprint(1)\n```\n"
+    p = parse_edit(text, SCRIPT)
+    assert not p.ok and "separate code block" in p.error
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("I would change the model.", "no SEARCH/REPLACE block"),
+    ("Full script:\n```python\nprint(1)\n```", "no SEARCH/REPLACE block"),
+    ("<<<<<<< SEARCH\nimport pandas as pd\n=======\nimport os\n", "not closed"),            # cut off
+    ("<<<<<<< SEARCH\nimport pandas as pd\n>>>>>>> REPLACE\n", "without its SEARCH and ======="),
+    ("=======\nx\n>>>>>>> REPLACE\n", "outside a block"),
+    ("<<<<<<< SEARCH\na\n=======\nb\n=======\nc\n>>>>>>> REPLACE\n", "a second ======="),
+    ("<<<<<<< SEARCH\na\n<<<<<<< SEARCH\n", "a new <<<<<<< SEARCH"),
+    (block("", "import os"), "SEARCH part is empty"),
+    ("<think>" + block("import pandas as pd", "import os"), "<think>"),
+])
+def test_edit_format_errors(text, needle):
+    p = parse_edit(text, SCRIPT)
+    assert not p.ok and p.code is None and needle in p.error
+
+
+def test_edit_after_thinking_and_apply_edits_directly():
+    p = parse_edit("<think>hmm</think>Fix.\n" + block("model = None\nprint", "x"), SCRIPT)
+    assert not p.ok  # `print` alone is not a whole line of the script
+    assert apply_edits("a\nb\n", [EditBlock("b", "c\nd")]) == "a\nc\nd\n"
+    with pytest.raises(EditError, match="block 1"):
+        apply_edits("a\n", [EditBlock("b", "c")])
+
+
+def test_parse_action_picks_the_format_by_state():
+    script = "Plan.\n```python\nprint(1)\n```"
+    assert parse_action(script, "", "edit").code == "print(1)\n"            # a draft is a full script
+    assert not parse_action(script, SCRIPT, "edit").ok                     # a debug/improve step edits
+    assert parse_action(script, SCRIPT, "script").code == "print(1)\n"
+    assert parse_action(block("model = None\nprint(\"VALIDATION_SCORE:\", 0.5)", "pass"), SCRIPT, "edit").ok
+    with pytest.raises(ValueError, match="response_format"):
+        parse_action(script, SCRIPT, "diff")

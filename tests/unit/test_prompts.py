@@ -94,6 +94,26 @@ def test_structure_and_system_role(comp):
     assert len(one) == 1 and one[0]["role"] == "user" and one[0]["content"].startswith(P.SYSTEM)
 
 
+@pytest.mark.parametrize("kind", ["draft", "debug", "improve"])
+def test_response_format_section_follows_agent_response_format(comp, kind):
+    script = text_of(build_messages(states()[kind], comp))
+    edit = text_of(build_messages(states()[kind], comp, response_format="edit"))
+    assert P.RESPONSE_FORMAT in script and P.RESPONSE_FORMAT_EDIT not in script
+    if kind == "draft":  # nothing to edit yet: a first solution is always a full script
+        assert edit == script
+    else:
+        assert P.RESPONSE_FORMAT_EDIT in edit and P.RESPONSE_FORMAT not in edit
+        assert "<<<<<<< SEARCH" in edit and ">>>>>>> REPLACE" in edit
+
+
+def test_the_edit_example_in_the_prompt_parses():
+    from acelib.agent.parse import parse_edit
+
+    example = P.RESPONSE_FORMAT_EDIT[P.RESPONSE_FORMAT_EDIT.index("<<<<<<<"):]
+    p = parse_edit("Add the import.\n" + example, "import pandas as pd\nprint(1)\n")
+    assert p.ok and p.code == "import os\nimport pandas as pd\nprint(1)\n"
+
+
 def test_data_preview_shows_public_files_and_heads(comp):
     preview = P.data_preview(comp)
     assert "- train.csv" in preview and "- sample_submission.csv" in preview and "- test.csv" in preview
@@ -164,8 +184,12 @@ def test_attempt_summary_uses_visible_fields_only():
 
 
 @pytest.mark.parametrize("state, expected", [
-    (State("c", exec_status="format_error", origin_step="draft"),
-     "[draft] (no plan) -> response had no single code block"),
+    (State("c", exec_status="format_error", origin_step="draft",
+           output="Format error: no fenced code block: reply with a plan and one ```python block"),
+     "[draft] (no plan) -> format error: no fenced code block: reply with a plan and one ```python block"),
+    (State("c", exec_status="format_error", origin_step="debug", plan="Fix the path.",
+           output="Format error: block 1: the SEARCH lines are not in the current solution"),
+     "[debug] Fix the path -> format error: block 1: the SEARCH lines are not in the current solution"),
     (State("c", code="x", plan="P.", exec_status="error", output="a\nValueError: bad\n", origin_step="debug"),
      "[debug] P -> run error: ValueError: bad"),
     (State("c", code="x", plan="P.", exec_status="ok", validity_message="Submission is invalid: 3 ids missing"),

@@ -216,3 +216,16 @@ def test_rejected_and_failed_runs_in_finish_step(comp):
     assert r.masked and r.reward == 0.0 and r.info["outcome"] == "masked"
     r = finish_step(State("toy"), parse_response("no code here"), None, comp, cfg)
     assert r.info["outcome"] == "format_error" and r.reward == -1.0 and r.child.exec_status == "format_error"
+
+
+def test_an_edit_that_does_not_apply_is_a_format_error_and_nothing_runs(comp):
+    from acelib.agent import step_batch
+
+    cfg = AgentConfig(response_format="edit")
+    parent = State("toy", code="import pandas as pd\nprint(1)\n", plan="P.", exec_status="error", output="boom")
+    edit = "Fix.\n<<<<<<< SEARCH\nimport numpy as np\n=======\nimport os\n>>>>>>> REPLACE\n"
+    # a format error runs nothing: no sandbox pool is needed
+    r = step_batch([parent], [edit], comp, sandbox=None, config=cfg)[0]
+    assert r.info["outcome"] == "format_error" and r.reward == cfg.reward.format_reward
+    assert r.child.output.startswith("Format error: block 1: the SEARCH lines are not in the current solution")
+    assert r.child.exec_status == "format_error" and r.child.code == "" and not r.child.valid

@@ -5,7 +5,9 @@
   The two never share a source dataset.
 - `prepare_competition(id)` / `prepare_suite(name)`: build (or reuse from the cache) the MLE-bench layout
   under `<cache_dir()>/suites/<suite>/<id>/`; see `acelib.tasks.competition` for the layout.
-- `reference_solution(id)`: a solution script following the agent program contract (AGENTS.md).
+- `reference_solution(id)`: a solution script following the agent program contract (AGENTS.md), rendered on
+  demand from the competition's `Spec.solution`; `compact_baseline(id)`: a short one (≤ 30 lines) that seeds the
+  curriculum; `acelib.tasks.suites.mutations` breaks it in realistic ways (debug seeds).
 
 See docs/suites.md for the competitions, the leaderboard ladder and how to add one.
 """
@@ -19,10 +21,11 @@ import tempfile
 from pathlib import Path
 
 from acelib.tasks import leaderboard as leaderboard_file
-from acelib.tasks.competition import Competition
+from acelib.tasks.competition import COMPETITION_JSON, Competition
 from acelib.tasks.suites import images, tabular, text
 from acelib.tasks.suites.base import SUITES_VERSION, Spec, description_md, to_csv_bytes, write_bytes
 from acelib.tasks.suites.ladder import leaderboard
+from acelib.tasks.suites.solutions import compact_baseline, render_reference
 
 BUILD_JSON = "build.json"        # builder version stamp; written last, so its presence means "complete"
 SOLUTION_FILE = "reference_solution.py"
@@ -57,10 +60,9 @@ def get_spec(comp_id: str) -> Spec:
 
 
 def reference_solution(comp_id: str) -> str:
-    """The reference solution's code (reads ./input/, writes ./submission/submission.csv)."""
-    get_spec(comp_id)
-    from acelib.tasks.suites.solutions import solution_path
-    return solution_path(comp_id).read_text()
+    """The reference solution's code (reads ./input/, writes ./submission/submission.csv), rendered from its
+    template and `Spec.solution`."""
+    return render_reference(comp_id)
 
 
 def _competition(spec: Spec, root: Path) -> Competition:
@@ -72,9 +74,15 @@ def _competition(spec: Spec, root: Path) -> Competition:
     )
 
 
+# Stamp fields of files rendered from the spec alone (no data build): a change rewrites just those files.
+_RENDERED = ("reference_solution_sha256", "metadata_sha256")
+
+
 def _stamp(spec: Spec) -> dict:
+    meta = json.dumps(_competition(spec, Path(".")).to_json(), sort_keys=True)   # grader rules, columns, metric
     return {"id": spec.id, "builder_version": spec.version, "suites_version": SUITES_VERSION,
-            "reference_solution_sha256": hashlib.sha256(reference_solution(spec.id).encode()).hexdigest()}
+            "reference_solution_sha256": hashlib.sha256(reference_solution(spec.id).encode()).hexdigest(),
+            "metadata_sha256": hashlib.sha256(meta.encode()).hexdigest()}
 
 
 def _read_stamp(root: Path) -> dict | None:
@@ -127,12 +135,15 @@ def prepare_competition(comp_id: str, cache_dir: Path | str | None = None, force
     stamp, want = _read_stamp(root), _stamp(spec)
     if not force and stamp == want:
         return _competition(spec, root)
-    if not force and stamp is not None and {**stamp, "reference_solution_sha256": None} == \
-            {**want, "reference_solution_sha256": None}:
-        # Only the reference solution changed: the data and leaderboard are still valid.
+    unrendered = lambda d: {k: v for k, v in d.items() if k not in _RENDERED}  # noqa: E731
+    if not force and stamp is not None and unrendered(stamp) == unrendered(want):
+        # Only the reference solution or the metadata (e.g. a grader rule) changed: data and leaderboard hold.
         _replace_file(root / SOLUTION_FILE, reference_solution(spec.id).encode())
+        comp = _competition(spec, root)
+        _replace_file(root / COMPETITION_JSON,
+                      (json.dumps(comp.to_json(), indent=2, sort_keys=True) + "\n").encode())
         _replace_file(root / BUILD_JSON, (json.dumps(want, sort_keys=True) + "\n").encode())
-        return _competition(spec, root)
+        return comp
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.id}.", dir=root.parent))
     try:
@@ -155,4 +166,5 @@ def prepare_suite(name: str, cache_dir: Path | str | None = None, force: bool = 
     return [prepare_competition(c, cache_dir=cache_dir, force=force) for c in SUITES[name]]
 
 
-__all__ = ["SUITES", "SPECS", "cache_dir", "prepare_competition", "prepare_suite", "reference_solution", "get_spec"]
+__all__ = ["SUITES", "SPECS", "cache_dir", "compact_baseline", "get_spec", "prepare_competition", "prepare_suite",
+           "reference_solution"]

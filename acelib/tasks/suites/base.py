@@ -44,6 +44,9 @@ class Spec:
     label: str | None = None           # train.csv class column when the submission has one column per class
     rules: dict[str, Any] = dataclasses.field(default_factory=dict)
     version: int = 1                   # bump when this builder's output changes
+    # Settings of the reference solution (its template's `SETTINGS`: model, how features are read) and of the
+    # compact baseline (`compact` key); acelib/tasks/suites/solutions renders both on demand.
+    solution: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def is_lower_better(self) -> bool:

@@ -3,7 +3,7 @@
 A reference solution must land between the leaderboard median and gold. For each competition we try a short
 list of ordinary models, weakest-looking last, and keep the first whose hidden-test rank falls in the band
 [RANK_LO, RANK_HI] of the 120-row board (gold is rank <= 10, the median is rank 60), so small changes leave
-it inside. The chosen settings are pasted into `solutions.TABULAR` and the files re-rendered.
+it inside. The chosen settings are pasted into the competition's `Spec.solution`.
 
     python -m acelib.tasks.suites.calibrate titanic-survival ames-house-prices
 """
@@ -13,7 +13,7 @@ import sys
 
 RANK_LO, RANK_HI = 14, 48
 MAX_SECONDS = 15  # a reference solution must stay quick (measured on a loaded 2-core box)
-FEATURE_KEYS = ("text", "dates", "letters")
+FEATURE_KEYS = ("text", "dates", "letters", "size", "labels")  # how features are read, kept as is
 
 CANDIDATES: list[dict] = [
     {"model": "boosting"},
@@ -42,26 +42,17 @@ TEXT_CANDIDATES: list[dict] = [
 
 def calibrate(comp_id: str) -> tuple[dict | None, list[tuple[dict, int, float]]]:
     """(first candidate inside the rank band or None, every tried (settings, rank, seconds))."""
-    from acelib.tasks.suites import prepare_competition
-    from acelib.tasks.suites import solutions
+    from acelib.tasks.suites import get_spec, prepare_competition
     from acelib.tasks.suites.check import reference_report
+    from acelib.tasks.suites.solutions import render_reference
 
     comp = prepare_competition(comp_id)
     tried = []
-    old = solutions.TABULAR.get(comp_id)
     # keep how the features are read (text columns, date/letter columns); only the model is calibrated
-    keep = {k: v for k, v in (old or {}).items() if k in FEATURE_KEYS}
+    keep = {k: v for k, v in get_spec(comp_id).solution.items() if k in FEATURE_KEYS}
     for cand in (TEXT_CANDIDATES if "text" in keep else CANDIDATES):
         cand = {**cand, **keep}
-        solutions.TABULAR[comp_id] = cand
-        try:
-            code = solutions.render_tabular(comp_id)
-        finally:
-            if old is None:
-                solutions.TABULAR.pop(comp_id)
-            else:
-                solutions.TABULAR[comp_id] = old
-        rep = reference_report(comp, code)
+        rep = reference_report(comp, render_reference(comp_id, solution=cand))
         tried.append((cand, rep["rank"], rep["seconds"]))
         if RANK_LO <= rep["rank"] <= RANK_HI and rep["seconds"] < MAX_SECONDS:
             return cand, tried
@@ -71,4 +62,4 @@ def calibrate(comp_id: str) -> tuple[dict | None, list[tuple[dict, int, float]]]
 if __name__ == "__main__":
     for cid in sys.argv[1:]:
         best, tried = calibrate(cid)
-        print(f"{cid!r}: {best!r},  # tried {[(t[0], t[1]) for t in tried]}", flush=True)
+        print(f"{cid}: solution={best!r}  # tried {[(t[0], t[1]) for t in tried]}", flush=True)

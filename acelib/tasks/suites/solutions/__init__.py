@@ -1,93 +1,54 @@
-"""Reference solutions, one `<id with underscores>.py` per mini-competition.
+"""Reference solutions and compact baselines, rendered on demand from each competition's `Spec.solution`.
 
-Tabular (and table-like) competitions share one script, `_tabular_template.py`, whose `SETTINGS` block is
-filled in per competition by `render_tabular`; the rendered files are committed so that each solution is a
-plain, self-contained program (what an agent would write). Re-render after editing the template or
-`TABULAR`:
+- `render_reference(id)`: the reference solution. Tabular and text competitions share `_tabular_template.py`,
+  image competitions `_image_template.py`; rendering fills the template's `SETTINGS = {}` line with the
+  competition's columns, metric and `Spec.solution` (everything else is the template, verbatim). The model
+  choice is middle-of-the-road: above the leaderboard median, below gold (docs/suites.md, `calibrate`).
+- `compact_baseline(id)`: a short plain script (`compact.py`), the seed of the agent's curriculum.
 
-    python -m acelib.tasks.suites.solutions
+Nothing rendered is committed; a prepared competition holds its own copy (`reference_solution.py`). Print one:
 
-`tests/unit/test_suites_registry.py` fails when a rendered file is out of date.
-The model choice is deliberately middle-of-the-road: a reference solution must beat the leaderboard median
-but stay below gold (see docs/suites.md).
+    python -m acelib.tasks.suites.solutions <id> [--compact]
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from acelib.tasks.suites.solutions.compact import compact_baseline, compact_plan
+
 HERE = Path(__file__).parent
 TEMPLATES = {"tabular": HERE / "_tabular_template.py", "image": HERE / "_image_template.py"}
 SETTINGS_LINE = "SETTINGS = {}"
 
-# competition id -> model settings of its reference solution (see make_model in the template)
-TABULAR: dict[str, dict] = {
-    "titanic-survival": {"model": "boosting"},
-    "ames-house-prices": {"model": "forest", "trees": 30, "leaf": 5},
-    "diamond-prices": {"model": "forest", "trees": 30, "leaf": 5},
-    "caravan-insurance": {"model": "linear"},
-    "breast-cancer": {"model": "linear"},
-    "diabetes-progression": {"model": "forest"},
-    "boston-housing": {"model": "forest"},
-    "marital-affairs": {"model": "linear"},
-    "credit-scoring": {"model": "linear"},
-    "telco-churn": {"model": "boosting"},
-    "phone-churn": {"model": "forest", "trees": 30, "leaf": 5},
-    "lending-club": {"model": "forest"},
-    "concrete-strength": {"model": "forest", "trees": 30, "leaf": 5},
-    "credit-default": {"model": "linear"},
-    "carseat-sales": {"model": "boosting"},
-    "college-applications": {"model": "forest", "trees": 30, "leaf": 5},
-    "poverty-opinion": {"model": "boosting"},
-    "developer-roles": {"model": "linear"},
-    "hpc-jobs": {"model": "forest", "trees": 30, "leaf": 5},
-    "cell-segmentation": {"model": "boosting"},
-    "food-delivery-time": {"model": "boosting", "iters": 40},
-    "hotel-rates": {"model": "forest", "trees": 30, "leaf": 5},
-    "employee-attrition": {"model": "forest"},
-    "sacramento-homes": {"model": "boosting"},
-    "election-vote": {"model": "forest"},
-    "orange-juice": {"model": "boosting", "iters": 40},
-    "nomad-mini": {"model": "boosting"},
-    "taxi-mini": {"model": "boosting", "iters": 40, "dates": ["pickup_datetime"]},
-    "tps-dec-2021-mini": {"model": "knn", "k": 35},
-    "tps-may-2022-mini": {"model": "forest", "trees": 30, "leaf": 5, "letters": ["f_27"]},
-    "leaf-mini": {"model": "forest", "trees": 30, "leaf": 5},
-    "tate-artwork-year": {"model": "linear", "C": 0.3, "alpha": 3.0, "text": ["artist", "title", "medium"]},
-    "spooky-mini": {"model": "linear", "C": 0.3, "alpha": 3.0, "text": ["text"]},
-    "jigsaw-mini": {"model": "linear", "text": ["comment_text"]},
-    "insults-mini": {"model": "linear", "text": ["Comment"]},
-    "pizza-mini": {"model": "linear", "text": ["request_text_edit_aware", "request_source"]},
-    "handwritten-digits": {"template": "image", "model": "forest", "size": 8, "labels": "train.csv"},
-    "dog-breed-mini": {"template": "image", "model": "forest", "size": 14, "labels": "labels.csv"},
-    "dogs-vs-cats-mini": {"template": "image", "model": "forest", "size": 14, "labels": "filename"},
-    "aerial-cactus-mini": {"template": "image", "model": "forest", "trees": 30, "leaf": 5, "size": 16, "labels": "train.csv"},
-}
 
-
-def solution_path(comp_id: str) -> Path:
-    return HERE / f"{comp_id.replace('-', '_')}.py"
-
-
-def render_tabular(comp_id: str) -> str:
-    """The reference solution of a tabular competition: the template with its settings filled in."""
+def reference_settings(comp_id: str, solution: dict | None = None) -> dict:
+    """The `SETTINGS` of a reference solution: the competition's columns and metric plus `solution`
+    (default: `Spec.solution` without its `compact` part)."""
     from acelib.tasks.suites import get_spec
 
     spec = get_spec(comp_id)
+    solution = {k: v for k, v in (spec.solution if solution is None else solution).items() if k != "compact"}
+    if "model" not in solution:
+        raise ValueError(f"{comp_id}: Spec.solution needs a 'model' (run `python -m acelib.tasks.suites.calibrate "
+                         f"{comp_id}` and paste its choice into the Spec)")
     label = None if spec.task != "multiclass" or spec.metric != "multiclass_log_loss" else spec.label
-    settings = {"id": spec.id_column, "targets": list(spec.target_columns), "label": label, "task": spec.task,
-                "metric": spec.metric, **TABULAR[comp_id]}
-    template = TEMPLATES[settings.pop("template", "tabular")]
+    return {"id": spec.id_column, "targets": list(spec.target_columns), "label": label, "task": spec.task,
+            "metric": spec.metric, **solution}
+
+
+def render_reference(comp_id: str, solution: dict | None = None) -> str:
+    """The reference solution of a competition: its template with the `SETTINGS` line filled in.
+
+    `solution` overrides `Spec.solution` (`calibrate` tries candidate models this way).
+    """
+    from acelib.tasks.suites import get_spec
+
+    settings = reference_settings(comp_id, solution)
+    template = TEMPLATES["image" if get_spec(comp_id).modality == "image" else "tabular"]
     text = template.read_text()
     if SETTINGS_LINE not in text:
         raise ValueError(f"{template} lost its `{SETTINGS_LINE}` line")
     return text.replace(SETTINGS_LINE, f"SETTINGS = {dict(sorted(settings.items()))!r}", 1)
 
 
-def render_all() -> list[Path]:
-    out = []
-    for comp_id in sorted(TABULAR):
-        path = solution_path(comp_id)
-        path.write_text(render_tabular(comp_id))
-        out.append(path)
-    return out
-
+__all__ = ["TEMPLATES", "compact_baseline", "compact_plan", "reference_settings", "render_reference"]

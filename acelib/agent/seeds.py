@@ -1,0 +1,128 @@
+"""Seed states of the curriculum: debug tasks from broken compact baselines, improve tasks from working ones.
+
+A small model cannot yet draft a solution from scratch, but it can learn to repair a short script (issue 13,
+docs/suites.md). So the buffer starts from
+
+- **improve seeds**: each competition's compact baseline (`acelib.tasks.suites.compact_baseline`), run: a valid
+  state with its printed score (and hidden test score);
+- **debug seeds**: realistic mutations of it (`acelib.tasks.suites.mutations`: a wrong file name or column, a
+  missing import, a typo, a misplaced line, ...), run: the state shows the real traceback or the grader's
+  verdict, exactly what a debug step after a failed attempt shows.
+
+Every seed is really executed, through `step_batch` in a `SandboxPool` (a draft step whose response is the script),
+so its `output`, `exec_status`, `validity_message` and `score` are those the agent would see. Runs are cached
+under `<cache_dir()>/seeds/` keyed by the competition's build stamp, the script, the output budget and the
+sandbox limits, so only the first call pays (about 2-5 s per script on 2 cores, see docs/suites.md).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from acelib.agent.config import AgentConfig
+from acelib.agent.policy import fenced
+from acelib.agent.state import State
+
+SEEDS_VERSION = 1  # bump to invalidate every cached seed run
+DEFAULT_LIMITS = {"timeout_s": 120.0}
+CHUNK = 16  # scripts run (and cached) per batch
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    competition_id: str
+    code: str
+    valid: bool     # what running it must give: True for a compact baseline, False for a mutation
+    what: str
+
+
+def _cache_path(root: Path, job: _Job, stamp: str, config: AgentConfig, limits) -> Path:
+    key = json.dumps({"v": SEEDS_VERSION, "id": job.competition_id, "code": job.code, "build": stamp,
+                      "output_chars": config.prompt.chars(config.prompt.output_tokens),
+                      "limits": dataclasses.asdict(limits)}, sort_keys=True)
+    return root / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def _load(path: Path) -> State | None:
+    if not path.is_file():
+        return None
+    d = json.loads(path.read_text())
+    return State(**{**d, "memory": tuple(d["memory"])})
+
+
+def seed_jobs(competition_ids: Iterable[str], split: str = "train", kinds: Iterable[str] | None = None,
+              per_competition: int = 4, improve: bool = True, seed: int = 0) -> list[_Job]:
+    """The scripts to run, in order: per competition its compact baseline (if `improve`), then its mutations."""
+    from acelib.tasks.suites import compact_baseline, mutations
+
+    kinds = None if kinds is None else tuple(kinds)
+    jobs = []
+    for cid in dict.fromkeys(competition_ids):
+        if improve:
+            jobs.append(_Job(cid, compact_baseline(cid), True, "compact baseline"))
+        for m in mutations.sample(cid, per_competition, split=split, kinds=kinds, seed=seed):
+            jobs.append(_Job(cid, m.code, False, f"{m.kind} mutation ({m.description})"))
+    return jobs
+
+
+def seed_states(competition_ids: Iterable[str], split: str = "train", kinds: Iterable[str] | None = None,
+                per_competition: int = 4, improve: bool = True, seed: int = 0, config: AgentConfig | None = None,
+                limits=None, sandbox=None, workers: int | None = None, cache: bool = True) -> list[State]:
+    """Root states for the buffer (or for seeded evaluation episodes), run in the sandbox and cached.
+
+    competition_ids: suite competitions (`acelib.tasks.suites`), prepared on demand.
+    split: "train" or "eval" mutations (disjoint sets, see `acelib.tasks.suites.mutations`).
+    kinds: mutation kinds to draw from (None = all of `mutations.KINDS`).
+    per_competition: debug seeds per competition (drawn round-robin over the kinds, deterministic by `seed`).
+    improve: also return each competition's compact baseline as a valid improve seed (first, per competition).
+    config: the agent config (its output budget shapes `State.output`); limits: sandbox `Limits` (None =
+    `DEFAULT_LIMITS`); sandbox: a `SandboxPool` to reuse (None = a new one with `workers` workers);
+    cache: False = run every script again (the results are still stored).
+
+    Raises RuntimeError if a compact baseline does not give a valid submission, if a mutation does, or on a
+    sandbox infra error (nothing of that is cached).
+    """
+    from acelib.agent.step import step_batch
+    from acelib.sandbox import Limits, SandboxPool
+    from acelib.tasks.suites import BUILD_JSON, cache_dir, prepare_competition
+    from acelib.tasks.suites.solutions import compact_plan
+
+    config = config or AgentConfig()
+    limits = limits or Limits(**DEFAULT_LIMITS)
+    jobs = seed_jobs(competition_ids, split, kinds, per_competition, improve, seed)
+    comps = {cid: prepare_competition(cid) for cid in dict.fromkeys(j.competition_id for j in jobs)}
+    root = cache_dir() / "seeds"
+    paths = [_cache_path(root, j, (comps[j.competition_id].root / BUILD_JSON).read_text(), config, limits)
+             for j in jobs]
+    states = [_load(p) if cache else None for p in paths]
+    todo = [k for k, s in enumerate(states) if s is None]
+    if not todo:
+        return states
+    root.mkdir(parents=True, exist_ok=True)
+    own = SandboxPool(workers=workers, limits=limits) if sandbox is None else contextlib.nullcontext(sandbox)
+    with own as pool:
+        # in chunks, so that an interrupted build keeps what it ran
+        for chunk in (todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)):
+            # a draft step whose response is the script: the child state is exactly what the agent would see
+            results = step_batch([State(jobs[k].competition_id) for k in chunk],
+                                 [fenced(jobs[k].code, compact_plan(jobs[k].competition_id)) for k in chunk],
+                                 [comps[jobs[k].competition_id] for k in chunk], sandbox=pool, config=config,
+                                 limits=limits)
+            for k, r in zip(chunk, results):
+                job = jobs[k]
+                if r.masked or r.child.valid != job.valid:
+                    raise RuntimeError(
+                        f"seed {job.what} of {job.competition_id}: expected "
+                        f"{'a valid' if job.valid else 'no valid'} submission, got {r.info['outcome']} "
+                        f"({r.child.validity_message})\n{r.child.output}")
+                # a root of its own: no parent, no history
+                states[k] = dataclasses.replace(r.child, parent_id=None, origin_step="", depth=0, memory=())
+                tmp = paths[k].with_name(f".{paths[k].name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(dataclasses.asdict(states[k]), sort_keys=True))
+                os.replace(tmp, paths[k])  # atomic: a concurrent reader never sees half a file
+    return states
