@@ -1,9 +1,11 @@
 """Buffer at scale: 1,000,000 items; throughput of sample + report, and memory. Prints JSON.
 
-One "op" = one task drawn by `sample(k)` plus its finished group recorded by `report` (G rewards), the trainer's
-per-task work on the curriculum. The loop also advances the policy version every batch (as a trainer step
-does) and calls `checkpoint()` (SQLite commit of everything changed) every `--checkpoint-every` batches; its time
-is reported separately and included in `ops_per_s_with_checkpoint`. Target: >= 100k ops/s (hot path).
+One "op" = one task drawn by the sampler's `sample(k)` plus its finished group recorded by `report` (G rewards),
+the curriculum's per-task work. The loop also advances the policy version every batch (as a trainer step
+does) and calls `Curriculum.checkpoint()` (SQLite commit of everything changed) every `--checkpoint-every` batches;
+its time is reported separately and included in `ops_per_s_with_checkpoint`. Target: >= 100k ops/s (hot path).
+`curriculum_api_ops_per_s` times the same work through the Curriculum's own `sample`/`report` (per-batch caps,
+TaskAssignments with their State read from SQLite, as the trainer gets them).
 
     python bench/buffer_scale.py [--items 1000000] [--k 64] [--seconds 10]
 """
@@ -23,7 +25,10 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from acelib.agent.state import State  # noqa: E402
-from acelib.curriculum import BufferConfig, EvolvingBuffer, LearnabilitySampler, SamplerConfig  # noqa: E402
+from acelib.config import from_dict  # noqa: E402
+from acelib.curriculum import BufferConfig, Curriculum, SamplerConfig  # noqa: E402
+
+UNCAPPED = BufferConfig(max_items=10**9, max_per_competition=10**9)
 
 
 def rss_mb() -> float:
@@ -33,9 +38,9 @@ def rss_mb() -> float:
 def reopen(path: str) -> None:
     rss_before = rss_mb()
     t0 = time.perf_counter()
-    buf = EvolvingBuffer(path, BufferConfig(max_items=10**9, max_per_competition=10**9))
-    LearnabilitySampler(buf, SamplerConfig())
-    print(json.dumps({"items": len(buf), "reopen_s": round(time.perf_counter() - t0, 2), "rss_mb": round(rss_mb()),
+    cur = Curriculum(path, UNCAPPED, SamplerConfig(), [], batch_size=64)
+    print(json.dumps({"items": len(cur.buffer), "reopen_s": round(time.perf_counter() - t0, 2),
+                      "rss_mb": round(rss_mb()),
                       "rss_mb_before": round(rss_before)}))
 
 
@@ -47,6 +52,7 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8, help="rewards per reported group (G)")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--checkpoint-every", type=int, default=50)
+    ap.add_argument("--sampler", default="{}", help="SamplerConfig overrides as JSON (default: the shipped defaults)")
     ap.add_argument("--reopen", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.reopen:
@@ -54,12 +60,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "buffer.sqlite"
-        buf = EvolvingBuffer(path, BufferConfig(max_items=10**9, max_per_competition=10**9))
-        sampler = LearnabilitySampler(buf, SamplerConfig(), seed=0)
         comps = [f"comp{i:03d}" for i in range(args.competitions)]
         t0 = time.perf_counter()
-        buf.add_roots(comps)
-        roots = {buf.comps[buf.comp[r]]: i for i, r in buf.id_to_row.items()}
+        sampler_cfg = from_dict(SamplerConfig, json.loads(args.sampler))
+        cur = Curriculum(str(path), UNCAPPED, sampler_cfg, comps, batch_size=args.k, seed=0)
+        buf, sampler = cur.buffer, cur.sampler
+        roots = {c: State(c).id for c in comps}
         per = args.items // args.competitions
         for ci, c in enumerate(comps):
             kids = [State(competition_id=c, code=f"model_{ci}_{j} = fit()", valid=bool(j % 2), depth=1,
@@ -67,7 +73,7 @@ def main() -> None:
             buf.add_children(roots[c], kids, policy_version=0)
         t_insert = time.perf_counter() - t0
         t0 = time.perf_counter()
-        buf.checkpoint()
+        cur.checkpoint()
         t_first_commit = time.perf_counter() - t0
         rss_loaded = rss_mb()
 
@@ -89,7 +95,7 @@ def main() -> None:
             version += 1
             if batch % args.checkpoint_every == 0:
                 s0 = time.perf_counter()
-                buf.checkpoint()
+                cur.checkpoint()
                 t_ckpt += time.perf_counter() - s0
                 n_ckpt += 1
         # loading States (one SQLite read each) is separate: the trainer does it once per task for the prompt
@@ -100,8 +106,18 @@ def main() -> None:
         t_state = (time.perf_counter() - s0) / len(tasks)
         for t in tasks:
             sampler.release(t.id)
+        # the trainer's calls: Curriculum.sample (batch caps, States read from SQLite) + Curriculum.report
+        api_ops, t_api, index = 0, 0.0, 0
+        while t_api < args.seconds / 4:
+            s0 = time.perf_counter()
+            for a in cur.sample(args.k, version, first_index=index):
+                cur.report(a.task_id, rewards[api_ops % 64][batch % 64], [False] * args.group, version, [], version)
+                api_ops += 1
+            t_api += time.perf_counter() - s0
+            index += args.k
+            version += 1
         t0 = time.perf_counter()
-        buf.close()
+        cur.close()
         t_close = time.perf_counter() - t0
         db_mb = sum(f.stat().st_size for f in Path(tmp).iterdir()) / 2**20
         # steady-state footprint: a fresh process that resumes the 1M-item file (no bulk-insert garbage)
@@ -110,10 +126,12 @@ def main() -> None:
             raise RuntimeError(f"reopening the buffer failed:\n{out.stderr}")
         reopened = json.loads(out.stdout)
     print(json.dumps({
-        "bench": "buffer_scale", "items": len(buf), "competitions": args.competitions, "k": args.k,
+        "bench": "buffer_scale", "sampler": json.loads(args.sampler), "items": len(buf),
+        "competitions": args.competitions, "k": args.k,
         "group": args.group, "batches": batch, "ops": ops,
         "ops_per_s_hot": round(ops / t_hot), "ops_per_cpu_s_hot": round(ops / cpu_hot),
         "ops_per_s_with_checkpoint": round(ops / (t_hot + t_ckpt)), "load_avg_1m": round(os.getloadavg()[0], 1),
+        "curriculum_api_ops_per_s": round(api_ops / t_api),
         "target_ops_per_s": 100_000, "meets_target": ops / t_hot >= 100_000,
         "checkpoint_s_mean": round(t_ckpt / max(n_ckpt, 1), 4), "checkpoints": n_ckpt,
         "state_load_ms_per_task": round(1000 * t_state, 3),

@@ -43,10 +43,15 @@ NOTEBOOKS = {
 # Train an MLE agent with AceGRPO
 
 GRPO on single agent steps (draft / debug / improve) with the **Evolving Data Buffer** and **Learnability-Potential
-sampling**, rollout workers and learner running asynchronously on Ray. Metrics, parameters and artifacts go to MLflow
-(`make mlflow-ui`). Headless: `papermill notebooks/train.ipynb outputs/train.ipynb -p model ace30b`.
+sampling**, rollout workers and learner running on Ray. On the CPU default (`model = "cpu"`, SmolLM2-135M) a run is:
 
-`model` names a preset in `params/` (`cpu` = SmolLM2-135M on CPU, `tiny`, `ace30b`) or a model of `acelib.models`.
+1. an optional **warm start** (a few minutes, cached): supervised imitation of expert repairs of *some* bug kinds;
+2. **seed tasks**: each training competition's compact baseline (improve) and mutations of it (debug), run once in
+   the sandbox and cached;
+3. **RL**: one line per learner step below; engine, DeepSpeed and Ray logs go to `<run directory>/logs/`.
+
+Metrics, parameters and artifacts go to MLflow (`make mlflow-ui`). Headless: `make train`, or
+`papermill notebooks/train.ipynb outputs/train.ipynb -p model ace30b` on a cluster.
 """),
         params("""
 model = "cpu"            # preset name (params/<model>.yaml) or a model name from acelib.models
@@ -63,6 +68,8 @@ overrides = {}           # any other TrainConfig field, dotted for components, e
 """),
         code(SETUP),
         code("""
+import json
+import pandas as pd
 from acelib.trainer import resolve, train
 from acelib.trainer.config import parse_list, parse_mapping
 from acelib.trainer.plan import resource_plan
@@ -71,7 +78,10 @@ cfg = resolve(model, params_file, {**parse_mapping(overrides, "overrides"),
                                    **dict(steps=steps, seed=seed, sampling=sampling, mode=mode,
                                           competitions=parse_list(competitions, "competitions") or None,
                                           resume=resume, dry_run=dry_run, tracking_uri=tracking_uri)})
-import json; print(json.dumps(resource_plan(cfg), indent=2))
+plan = resource_plan(cfg)
+print(f"{cfg.model}: {cfg.steps} steps of {cfg.tasks_per_step} group(s) x {cfg.group_size}, {cfg.mode}, "
+      f"sampling {cfg.sampling}, warm start {'on' if cfg.warm_start.enabled else 'off'}")
+display(pd.DataFrame(plan["actors"]).set_index("actor"))
 """),
         code("""
 result = train(cfg)
@@ -80,59 +90,134 @@ result = train(cfg)
         code("""
 if not cfg.dry_run:
     df = result.dataframe()
-    cols = [c for c in ["step", "reward/mean", "rate/valid_submission", "rate/format_error", "groups/zero_variance_share",
-                        "staleness/max", "learner/loss", "time/step_s"] if c in df]
-    display(df[cols])
+    cols = [c for c in ["step", "reward/mean", "rate/valid_submission", "rate/valid/debug", "rate/valid/improve",
+                        "rate/format_error", "groups/zero_variance_share", "learner/logprob_diff_max",
+                        "time/step_s"] if c in df]
+    display(df[cols].round(3))
     for png in sorted((result.run_dir / "plots").glob("*.png")):
         display(Image(filename=str(png)))
+"""),
+        md("""
+## Did the policy get better?
+
+Valid submissions on debug and improve tasks, first third of the steps against the last third (a valid copy of an
+improve task's parent script does not count), with a two-sided two-proportion z-test.
+"""),
+        code("""
+from acelib.trainer.summary import before_after, report
+if not cfg.dry_run:
+    print(report(result.summary))
     (ROOT / "outputs").mkdir(exist_ok=True)
     (ROOT / "outputs" / "last_run.json").write_text(json.dumps({"run_dir": str(result.run_dir),
         "mlflow_run_id": result.mlflow_run_id, "tracking_uri": cfg.tracking_uri}))
-    print("run directory:", result.run_dir, "| MLflow run:", result.mlflow_run_id)
 else:
     (ROOT / "outputs" / "last_run.json").unlink(missing_ok=True)  # a dry run produces no MLflow run
     print("dry run OK:", result["ok"])
 """),
+        md("## Before and after, on the same task (the policy's earliest and latest attempt)"),
+        code("""
+if not cfg.dry_run:
+    for pair in before_after(result.run_dir, pairs=2):
+        print(f"=== {pair['competition_id']} ({pair['task_kind']} task)")
+        for when in ("before", "after"):
+            print(f"--- {when}: policy version {pair[when + '_policy_version']}, "
+                  f"{'valid' if pair[when + '_valid'] else 'not valid'}: {pair[when + '_verdict']}")
+            print(pair[when + "_code"])
+"""),
     ],
     "eval.ipynb": [
         md("""
-# Evaluate an agent on a suite (MLE-bench rules)
+# Held-out evaluation: base vs trained (and any endpoint), MLE-bench rules
 
-AIDE-like episodes (drafts, then debug the buggy / improve the best) with a step budget per competition; the final
-submission is the node with the best *validation* score; the MLE-bench grader scores it. Compares the base model with
-a trained checkpoint (`final_model` of a run).
+Each policy plays the same AIDE-like episodes (same scaffold, prompts, competitions, seeds and search) on the
+**lite-mini** suite, which training never sees, in two protocols:
+
+- **scratch** (the paper's): the episode starts empty; draft, then debug the failed / improve the best;
+- **seeded**: the episode starts from a *held-out* broken compact baseline of its competition (mutations of the
+  `eval` split, disjoint from the ones training uses); the agent debugs it first.
+
+The final submission of an episode is its node with the best *validation* score; the MLE-bench grader scores it.
+Reported: valid rate, steps to first valid, above median and any medal, mean ± SEM over seeds. One MLflow parent run
+holds a nested run per policy (`make mlflow-ui`). Engine output (vLLM, transformers) goes to a log file whose path
+the next cells print; a policy served elsewhere is an `endpoint` (any OpenAI-compatible API, `make serve`):
+
+```
+-p endpoints '[{"label": "gpt-5-mini", "endpoint": {"base_url": "https://api.openai.com/v1", "model": "gpt-5-mini",
+               "api_key_env": "OPENAI_API_KEY", "usd_per_1m_prompt_tokens": 0.25, "usd_per_1m_completion_tokens": 2}}]'
+```
 """),
         params("""
-model = "smollm2-135m"   # base model (acelib.models name)
-checkpoint = ""          # a trained policy directory (a run's final_model); empty: evaluate the base model only
-suite = "lite-mini"
+model = "smollm2-135m"   # the base model: a registry name, a directory or a models:/<name>/<version> URI
+trained = "last_run"     # the trained policy: last_run (from outputs/last_run.json), a directory or a models URI
+endpoints = []           # more policies served elsewhere (OpenAI-compatible API), see the example below
+policies = None          # the full list instead of the three above (label, model or endpoint, backend)
+suite = "lite-mini"      # held out: never trained on
 competitions = None      # subset of ids (None: the whole suite)
-steps = 4                # agent steps per competition
-seeds = [0]
-backend = "auto"
+protocols = ["scratch", "seeded"]
+steps = 4                # agent steps per episode
+seeds = [0, 1, 2]        # one episode per competition and seed
+backend = "auto"         # engine of local models: auto (vLLM if installed), hf, vllm
+temperature = 0.7
 max_new_tokens = 384
 tracking_uri = "sqlite:///outputs/mlflow.db"
+experiment = "acelib"
 """),
         code(SETUP),
         code("""
-from acelib.trainer.experiments import compare_table, evaluate_model
-ev = {"steps": steps}
-reports = {"base": evaluate_model(model, suite, competitions, ev, seeds, backend, max_new_tokens, label="base",
-                                  tracking_uri=tracking_uri)}
-if checkpoint:
-    reports["trained"] = evaluate_model(checkpoint, suite, competitions, ev, seeds, backend, max_new_tokens,
-                                        label="trained", tracking_uri=tracking_uri)
-table = compare_table(reports)
-display(table)
+from acelib.trainer.config import parse_list
+from acelib.trainer.experiments import evaluate_policies, last_run_model
+pols = parse_list(policies, "policies")
+if not pols:
+    pols = [{"label": "base", "model": model, "backend": backend}]
+    if trained == "last_run" and not (ROOT / "outputs" / "last_run.json").is_file():
+        print("no outputs/last_run.json (no training run yet): evaluating the base model only")
+    elif trained:
+        pols.append({"label": "trained", "model": last_run_model() if trained == "last_run" else trained,
+                     "backend": backend})
+    pols += parse_list(endpoints, "endpoints")
+for p in pols:
+    print(f"{p['label']:>12}: {p.get('model') or p['endpoint']['base_url'] + ' ' + p['endpoint']['model']}")
 """),
         code("""
-import seaborn as sns, matplotlib.pyplot as plt
-cols = [c for c in table.columns if c.endswith("_mean") and not c.startswith(("steps", "oracle"))]
-long = table[cols].reset_index().melt(id_vars="model", var_name="metric", value_name="value")
-ax = sns.barplot(data=long, x="metric", y="value", hue="model"); ax.tick_params(axis="x", rotation=45)
-plt.tight_layout(); plt.show()
-for label, r in reports.items():
-    display(r.dataframe())
+cmp = evaluate_policies(pols, suite, parse_list(competitions, "competitions") or None, {"steps": steps},
+                        parse_list(seeds, "seeds"), parse_list(protocols, "protocols"), temperature, max_new_tokens,
+                        tracking_uri=tracking_uri, experiment=experiment)
+print("MLflow parent run:", cmp.parent_run_id or "(not tracked)")
+"""),
+        md("## Held-out results (mean ± SEM over seeds)"),
+        code("""
+import math
+import pandas as pd
+t = cmp.table()
+shown = pd.DataFrame(index=t.index)
+for name in ["valid rate", "steps to first valid", "above median", "any medal"]:
+    shown[name] = [f"{m:.2f} ± {s:.2f}" if not math.isnan(s) else ("n/a" if math.isnan(m) else f"{m:.2f}")
+                   for m, s in zip(t[name], t[f"{name} (sem)"])]
+shown[["episodes", "prompt tokens", "completion tokens", "cost (usd)"]] = t[["episodes", "prompt tokens",
+                                                                             "completion tokens", "cost (usd)"]]
+display(shown)
+(ROOT / "outputs").mkdir(exist_ok=True)
+import matplotlib.pyplot as plt
+plt.close(cmp.plot(ROOT / "outputs" / "eval_comparison.png"))
+display(Image(filename=str(ROOT / "outputs" / "eval_comparison.png")))
+"""),
+        md("## Episodes"),
+        code("""
+cols = ["competition_id", "seed", "valid_submission", "steps_to_first_valid", "above_median", "any_medal", "score",
+        "format_errors", "failed_nodes", "valid_nodes"]
+display(pd.concat([r.dataframe()[cols].assign(policy=label, protocol=protocol)
+                   for (label, protocol), r in cmp.reports.items()]).set_index(["policy", "protocol"]))
+"""),
+        md("## The same task, each policy's first response"),
+        code("""
+for protocol in parse_list(protocols, "protocols"):
+    for (label, proto), r in cmp.reports.items():
+        if proto == protocol:
+            ep = r.episodes[0]
+            node = ep.nodes[ep.start_node + 1 if ep.start_node is not None else 0]
+            print(f"=== {label} / {protocol} / {ep.key}: {node.step_type} -> {node.outcome}: "
+                  f"{node.validity_message[:100]}")
+            print((node.plan + "\\n" + node.code)[:600])
 """),
     ],
     "ablations.ipynb": [

@@ -49,30 +49,29 @@ class BufferConfig:
 
 @dataclasses.dataclass
 class SamplerConfig:
-    prior_lp: float = option(0.10, "learnability of an item with no evidence (never sampled, or evidence fully "
-                                   "decayed); in reward-variance units, p(1-p) <= 0.25 for 0/1 rewards (0.1 ≈ a task "
-                                   "solved 1 time in 9). Optimistic enough that new traces get tried, low enough that "
-                                   "a buffer spawning children every step does not spend its batches on them")
+    prior_lp: float = option(0.07, "learnability of an item with no evidence (never sampled, or evidence fully "
+                                   "decayed), in normalised-spread units: p(1-p) <= 0.25 for a two-valued group "
+                                   "(0.07 ≈ a task solved 1 time in 13). Optimistic enough that new traces get "
+                                   "tried, low enough that a buffer spawning children every step does not spend its "
+                                   "batches on them (tuned with bench/curriculum.py, docs/learnability.md)")
     prior_strength: float = option(2.0, "pseudo-samples of the prior: LP = (n0·prior + n·spread)/(n0 + n), so one "
                                         "group of G=8 moves LP 80% of the way to its spread")
     decay: float = option(0.99, "per policy version: old evidence keeps weight decay^Δversion (Δ measured from "
                                 "the version at which each rollout STARTED); 1 = never forget. The half-life "
                                 "(69 versions at 0.99) must exceed the typical revisit interval of an item, or LP "
                                 "falls back to the prior between visits and sampling becomes uniform")
-    reward_scale: float = option(1.0, "rewards are divided by this before computing spread (so LP is scale-free "
-                                      "across reward designs)")
-    power: float = option(4.0, "sampling weight = LP^power: >1 sharpens toward the frontier (like a softmax "
+    power: float = option(6.0, "sampling weight = LP^power: >1 sharpens toward the frontier (like a softmax "
                                "temperature), 1 = proportional to learnability")
     uniform_share: float = option(0.05, "probability mass spread uniformly over available items (exploration)")
     staleness_share: float = option(0.10, "probability mass ∝ samples drawn since the item was last sampled "
                                           "(PLR staleness): long-unvisited items keep coming back")
     headroom_power: float = option(0.0, "κ: LP is multiplied by headroom^κ, headroom = (r_max − mean reward)/"
-                                        "(r_max − r_min) clipped to [0,1]; 0 disables")
-    reward_range: tuple[float, float] = option((0.0, 1.0), "(r_min, r_max) for the headroom term")
+                                        "(r_max − r_min) clipped to [0,1], (r_min, r_max) = the reward bounds the "
+                                        "trainer passes (RewardConfig.bounds); 0 disables")
     in_flight_penalty: float = option(0.05, "an item's sampling mass is multiplied by penalty^(rollouts in flight), "
                                             "so it is not over-sampled before its results return (0 = exclude)")
-    max_competition_share: float = option(0.25, "per-batch cap per competition: ceil(share·k), raised to "
-                                                "ceil(k / competitions with mass) when there are few competitions")
+    max_competition_share: float = option(0.25, "per-learner-batch cap per competition: ceil(share·B), raised to "
+                                                "ceil(B / competitions with mass) when there are few competitions")
 
     def validate(self) -> None:
         if not 0.0 < self.decay <= 1.0:
@@ -81,13 +80,9 @@ class SamplerConfig:
             raise ConfigError("prior_lp and prior_strength must be >= 0")
         if self.power <= 0:
             raise ConfigError("power must be > 0")
-        if self.reward_scale <= 0:
-            raise ConfigError("reward_scale must be > 0")
         if self.uniform_share < 0 or self.staleness_share < 0 or self.uniform_share + self.staleness_share > 1:
             raise ConfigError("uniform_share and staleness_share must be >= 0 and sum to <= 1")
         if not 0.0 <= self.in_flight_penalty <= 1.0:
             raise ConfigError("in_flight_penalty must be in [0, 1]")
         if not 0.0 < self.max_competition_share <= 1.0:
             raise ConfigError("max_competition_share must be in (0, 1]")
-        if self.reward_range[1] <= self.reward_range[0]:
-            raise ConfigError("reward_range must be (r_min, r_max) with r_max > r_min")

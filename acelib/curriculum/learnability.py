@@ -1,10 +1,12 @@
 """Learnability Potential (LP): pure functions (docs/learnability.md has the formulas and their sources).
 
 Every function works on Python floats (the per-report hot path) and on numpy arrays (rebuilds, analysis),
-so the sampler and the tests use exactly the same code.
+so the sampler, the buffer's eviction and the tests use exactly the same code. None of them knows the buffer.
 
 Summary (all symbols per buffer item):
-    group:     m valid rewards r_j (masked samples dropped); spread s = (1/m)·Σ(r_j/scale − mean)²  (= p̂(1−p̂) for 0/1)
+    group:     m valid rewards r_j (masked samples dropped), population variance var
+               spread s = 0 for a zero-variance group (acelib.groups), else var / D²  (= p̂(1−p̂) for two values)
+               D = max_j r_j − min_j r_j  (std-normalised GRPO advantages)  or  r_hi − r_lo of the reward bounds
     evidence:  n (decayed sample count), S (weighted mean spread), M (weighted mean reward), v_e (evidence version)
     update:    Δ = v_start − v_e;  Δ ≥ 0: old evidence × decay^Δ, v_e ← v_start;  Δ < 0 (late result): new group × decay^−Δ
     LP_e     = (n0·prior + n·S) / (n0 + n) · headroom(M)^κ
@@ -17,31 +19,41 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from acelib.curriculum.config import SamplerConfig
+from acelib.groups import ZERO_VARIANCE_TOL, valid_rewards
+
 
 class GroupStats(NamedTuple):
-    m: int          # valid (unmasked) samples
-    mean: float     # mean reward (unscaled)
-    spread: float   # population variance of rewards/scale; 0 when m < 2
+    m: int                # valid (unmasked) samples
+    mean: float           # mean valid reward (reward units)
+    spread: float         # normalised population variance in [0, 1/4]; exactly 0 iff zero_variance
+    zero_variance: bool   # acelib.groups.is_zero_variance: GRPO gets no gradient from this group
 
 
-def group_stats(rewards: Sequence[float], masked: Sequence[bool] | None = None, scale: float = 1.0) -> GroupStats:
+def group_stats(rewards: Sequence[float], masked: Sequence[bool] | None = None, std_scaling: bool = True,
+                reward_bounds: tuple[float, float] = (0.0, 1.0)) -> GroupStats:
     """Statistics of one finished group, as GRPO sees it: masked (infra-error) samples are excluded.
 
-    The population variance (1/m) is used, not (1/(m−1)): for 0/1 rewards it equals p̂(1−p̂) exactly (SFL),
-    and GRPO normalises advantages with the same group statistics. A group with < 2 valid samples has no spread
-    information, so it contributes no evidence (m is still reported for counting).
+    spread = var / D², var the population variance (1/m) of the valid rewards. With std-normalised advantages
+    (`std_scaling`) every non-zero-variance group gives advantages of unit std whatever its reward scale, so
+    D = max − min of the group: scale-free, and p̂(1−p̂) for any two-valued group (the 0/1 calibration of the
+    prior and power carries over). Without it the advantage is the raw centred reward, so D = the span of
+    `reward_bounds` (the whole reward range). A zero-variance group (fewer than 2 valid samples, or max − min ≤
+    acelib.groups.ZERO_VARIANCE_TOL) has spread exactly 0; with m < 2 it adds no evidence (evidence_weight).
     """
-    if masked is not None and len(masked) != len(rewards):
-        raise ValueError(f"masked has {len(masked)} entries but rewards has {len(rewards)}; pass one flag per sample")
-    vals = rewards if masked is None else [r for r, mk in zip(rewards, masked) if not mk]
+    vals = rewards if masked is None else valid_rewards(rewards, masked)
     m = len(vals)
-    if m == 0:
-        return GroupStats(0, 0.0, 0.0)
-    mean = float(sum(vals)) / m
     if m < 2:
-        return GroupStats(m, mean, 0.0)
-    spread = float(sum([(v - mean) * (v - mean) for v in vals])) / (m * scale * scale)
-    return GroupStats(m, mean, spread)
+        return GroupStats(m, sum(vals) / m if m else 0.0, 0.0, True)
+    mean = sum(vals) / m
+    hi, lo = max(vals), min(vals)
+    # acelib.groups.is_zero_variance, on the max and min needed anyway (report() runs this once per group;
+    # tests/unit/test_learnability.py checks both agree)
+    if hi - lo <= ZERO_VARIANCE_TOL:
+        return GroupStats(m, mean, 0.0, True)
+    var = sum([(v - mean) * (v - mean) for v in vals]) / m
+    span = hi - lo if std_scaling else reward_bounds[1] - reward_bounds[0]
+    return GroupStats(m, mean, var / (span * span), False)
 
 
 def evidence_weight(g: GroupStats) -> float:
@@ -82,7 +94,7 @@ def headroom(mean, r_min: float, r_max: float):
 
 
 def lp_at_evidence(n, spread, mean, prior: float, prior_strength: float, headroom_power: float = 0.0,
-                   reward_range: tuple[float, float] = (0.0, 1.0)):
+                   reward_bounds: tuple[float, float] = (0.0, 1.0)):
     """LP_e = (n0·prior + n·S)/(n0 + n) · headroom(M)^κ; an item with n = 0 gets exactly `prior` (headroom 1)."""
     denom = prior_strength + n
     if isinstance(denom, np.ndarray):
@@ -90,7 +102,7 @@ def lp_at_evidence(n, spread, mean, prior: float, prior_strength: float, headroo
     else:
         lp = (prior_strength * prior + n * spread) / denom if denom > 0 else prior
     if headroom_power:
-        h = headroom(mean, *reward_range) ** headroom_power
+        h = headroom(mean, *reward_bounds) ** headroom_power
         lp = np.where(n > 0, lp * h, lp) if isinstance(lp, np.ndarray) else (lp * h if n > 0 else lp)
     return lp
 
@@ -106,6 +118,15 @@ def decay_factor(version_now, version_evidence, decay: float):
 def lp_now(lp_e, version_now, version_evidence, prior: float, decay: float):
     """LP(v) = prior + (LP_e − prior)·decay^max(v − v_e, 0): old evidence fades back to the prior."""
     return prior + (lp_e - prior) * decay_factor(version_now, version_evidence, decay)
+
+
+def lp_of_evidence(ev_n: np.ndarray, ev_spread: np.ndarray, ev_mean: np.ndarray, ev_version: np.ndarray,
+                   cfg: SamplerConfig, version: float,
+                   reward_bounds: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Current LP of items from their evidence arrays (all [n]) at policy version `version`: LP(v) of LP_e."""
+    lp_e = lp_at_evidence(ev_n, ev_spread, ev_mean, cfg.prior_lp, cfg.prior_strength, cfg.headroom_power,
+                          reward_bounds)
+    return lp_now(lp_e, version, ev_version, cfg.prior_lp, cfg.decay)
 
 
 def sampling_weight(lp_e, version_now, version_evidence, prior: float, decay: float, power: float):
@@ -148,5 +169,5 @@ def learnability_of_success(p):
 
 
 __all__ = ["GroupStats", "group_stats", "evidence_weight", "update_evidence", "headroom", "lp_at_evidence",
-           "decay_factor", "lp_now", "sampling_weight", "mixture_probabilities", "mixture_coefficients",
-           "learnability_of_success"]
+           "decay_factor", "lp_now", "lp_of_evidence", "sampling_weight", "mixture_probabilities",
+           "mixture_coefficients", "learnability_of_success"]

@@ -12,19 +12,21 @@ Why block sums: w_i depends on the current version v only through decay^v (learn
 with u_i = (LP_e,i^power − w0)·decay^−(v_e,i − v_ref) every mass above is linear in per-item terms
 (a_i, a_i·u_i, a_i·C_i). The sampler keeps their sums per block of rows (and per sub-block of 16 rows) and draws
 competition → block → sub-block → item with vector ops: a batch costs O(#blocks + k·16), not O(#items), and a
-version change costs nothing. The terms of rows drawn or reported are refreshed lazily, all at once, before the
-next read of the sums (_sync), so report() itself only updates the item's statistics.
+version change costs nothing. The sampler is a RowListener of the buffer: the rows the buffer reports changed
+(drawn, reported, released, inserted, evicted) are refreshed lazily, all at once, before the next read of the
+sums (_sync), so recording a group only updates the item's statistics.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from acelib.curriculum import learnability as L
-from acelib.curriculum.buffer import BLOCK, EvolvingBuffer, Task
+from acelib.curriculum import learnability as lp_math
+from acelib.curriculum.buffer import BLOCK, EvolvingBuffer, Task, grown
 from acelib.curriculum.config import STEP_TYPES, SamplerConfig
 
 # Rebase u_i = ...·decay^−(v_e − v_ref) before it can overflow float64 (≈1e308).
@@ -33,42 +35,35 @@ _MAX_GROWTH = 1e150
 # instead of gathering and summing all BLOCK rows of each drawn block, which was the largest cost of sample().
 _SUB = 16
 _NSUB = BLOCK // _SUB
-# Columns of the term and sum arrays. Each row of T/B/S holds its three values side by side, so a row gather (a
-# draw reads 2 per task) or update touches one cache line instead of three far-apart ones.
-_T_COLS, _B_COLS, _S_COLS = ("a", "au", "ac"), ("Ba", "Bu", "Bac"), ("Sa", "Su", "Sac")
-_REBUILD_BLOCKS = 256  # blocks per chunk of _rebuild (65,536 rows)
-
-
-def lp_of_rows(buf: EvolvingBuffer, rows: np.ndarray, cfg: SamplerConfig | None = None,
-               version: float | None = None) -> np.ndarray:
-    """Current LP of buffer rows: LP(v) = prior + (LP_e − prior)·decay^max(v − v_e, 0)."""
-    cfg = cfg or SamplerConfig()
-    lp_e, v_e = _lp_e_of_rows(buf, rows, cfg)
-    if version is None:
-        version = float(v_e.max()) if len(v_e) else 0.0
-    return L.lp_now(lp_e, version, v_e, cfg.prior_lp, cfg.decay)
-
-
-def _lp_e_of_rows(buf: EvolvingBuffer, rows, cfg: SamplerConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(LP_e, v_e) of buffer `rows` (an index array or a slice)."""
-    return L.lp_at_evidence(buf.ev_n[rows], buf.ev_spread[rows], buf.ev_mean[rows], cfg.prior_lp,
-                            cfg.prior_strength, cfg.headroom_power, tuple(cfg.reward_range)), buf.ev_version[rows]
+# Columns of `terms` (per row) and of `block_sums` / `sub_sums`: a, a·u, a·C side by side, so a row gather (a draw
+# reads 2 per task) or update touches one cache line instead of three far-apart ones.
+_A, _AU, _AC = 0, 1, 2
+_REBUILD_BLOCKS = 256  # blocks per chunk of rebuild (65,536 rows)
 
 
 class LearnabilitySampler:
-    """Draws tasks from `buffer` by learnability; records finished groups. One sampler per buffer.
+    """Draws tasks from `buffer` by learnability and records finished groups (through the buffer's statistics
+    API). One sampler per buffer; the Curriculum owns both and checkpoints them in one transaction.
 
-    If the buffer's database holds a sampler state (a resumed run), it is restored (RNG, counters, version);
-    otherwise the RNG starts from `seed`.
+    `std_scaling` / `reward_bounds`: how GRPO scales advantages and the (min, max) step reward; they set the unit
+    of a group's spread (learnability.group_stats) and the headroom range. `state`: a `state_dict()` to resume
+    from (RNG, policy version); without it the RNG starts from `seed`.
     """
 
-    def __init__(self, buffer: EvolvingBuffer, config: SamplerConfig | None = None, seed: int = 0) -> None:
-        if buffer.sampler is not None:
+    def __init__(self, buffer: EvolvingBuffer, config: SamplerConfig | None = None, seed: int = 0, *,
+                 std_scaling: bool = True, reward_bounds: tuple[float, float] = (0.0, 1.0),
+                 state: dict | None = None) -> None:
+        if any(isinstance(x, LearnabilitySampler) for x in buffer.listeners):
             raise ValueError("this buffer already has a sampler; use that one (its statistics live in the buffer)")
+        lo, hi = (float(x) for x in reward_bounds)
+        if not hi > lo:
+            raise ValueError(f"reward_bounds must be (min, max) with max > min, got {reward_bounds}; "
+                             f"pass RewardConfig.bounds")
         self.config = config or SamplerConfig()
         self.config.validate()
         self.buf = buffer
         self.mode = buffer.config.mode
+        self.std_scaling, self.reward_bounds = bool(std_scaling), (lo, hi)
         cfg = self.config
         self.w0 = cfg.prior_lp ** cfg.power
         if self.mode == "uniform":
@@ -76,118 +71,116 @@ class LearnabilitySampler:
         else:
             self.shares = (1.0 - cfg.uniform_share - cfg.staleness_share, cfg.uniform_share, cfg.staleness_share)
         self.rng = np.random.default_rng(seed)
-        self.counter = 0.0  # c: total draws so far (PLR's global episode counter)
         self.version = 0    # newest policy version seen (sample or report)
         self.v_ref = 0.0
         self._max_dv = (math.log(_MAX_GROWTH) / -math.log(cfg.decay)) if cfg.decay < 1 else math.inf
-        # per-row terms T = (a, a·u, a·C) and their per-block (B) and per-sub-block (S) sums, kept in step with the
-        # buffer's rows; self.a, self.Ba, ... are column views (_bind)
-        self.T, self.B, self.S = np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3))
-        # rows whose terms lag their statistics (drawn, reported, released): refreshed together by _sync()
+        # per-row terms (a, a·u, a·C) [cap, 3] and their per-block [n_blocks, 3] and per-sub-block
+        # [n_blocks·_NSUB, 3] sums, kept in step with the buffer's rows
+        self.terms, self.block_sums, self.sub_sums = np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3))
+        # rows whose terms lag their statistics (the buffer said they changed): refreshed together by _sync()
         self._stale: set[int] = set()
         # id → row of the tasks in flight: report() looks ids up here, as the buffer's index of every item is large
         # enough that each lookup in it misses the CPU cache
         self._out: dict[str, int] = {}
-        self._grow(buffer._cap)
         self._order = None
-        buffer.sampler = self
-        saved = buffer._meta("sampler")
-        if saved is not None:
-            self.load_state_dict(saved)
+        self.on_grow(buffer.capacity)
+        buffer.add_listener(self)
+        if state is not None:
+            self.load_state_dict(state)
         else:
-            self._rebuild()
+            self.rebuild()
+
+    # ---------------------------------------------------------------- RowListener
+    def on_grow(self, cap: int) -> None:
+        self.terms = grown(self.terms, cap, 0.0)
+
+    def on_blocks_changed(self) -> None:
+        nb = self.buf.n_blocks
+        self.block_sums, self.sub_sums = grown(self.block_sums, nb, 0.0), grown(self.sub_sums, nb * _NSUB, 0.0)
+        self._order = None
+
+    def on_rows_changed(self, rows: list[int]) -> None:
+        self._stale.update(rows)
+
+    def on_row_changed(self, row: int) -> None:
+        self._stale.add(row)
 
     # ---------------------------------------------------------------- per-row terms
-    def _bind(self) -> None:
-        """(Re)name the columns of T, B and S after they were replaced: self.a, self.au, self.ac, self.Ba, ..."""
-        for arr, cols in ((self.T, _T_COLS), (self.B, _B_COLS), (self.S, _S_COLS)):
-            for i, name in enumerate(cols):
-                setattr(self, name, arr[:, i])
-
-    @staticmethod
-    def _resized(old: np.ndarray, n: int) -> np.ndarray:
-        new = np.zeros((n, 3))
-        new[: len(old)] = old
-        return new
-
-    def _grow(self, cap: int) -> None:
-        self.T = self._resized(self.T, cap)
-        self._bind()
-
-    def _blocks_changed(self) -> None:
-        nb = self.buf.n_blocks
-        self.B, self.S = self._resized(self.B, nb), self._resized(self.S, nb * _NSUB)
-        self._bind()
-        self._order = None
+    def _lp_e(self, rows) -> np.ndarray:
+        """LP_e of buffer `rows` (an index array or a slice)."""
+        b, cfg = self.buf, self.config
+        return lp_math.lp_at_evidence(b.ev_n[rows], b.ev_spread[rows], b.ev_mean[rows], cfg.prior_lp,
+                                      cfg.prior_strength, cfg.headroom_power, self.reward_bounds)
 
     def _terms(self, rows) -> np.ndarray:
         """[n, 3] terms (a, a·u, a·C) of buffer `rows` (an index array or a slice)."""
         b, cfg = self.buf, self.config
-        lp_e, v_e = _lp_e_of_rows(b, rows, cfg)
+        lp_e, v_e = self._lp_e(rows), b.ev_version[rows]
         x = np.empty((len(lp_e), 3))
-        a = x[:, 0]
+        a = x[:, _A]
         a[:] = np.where(b.active[rows], cfg.in_flight_penalty ** b.in_flight[rows].astype(float), 0.0)
-        x[:, 1] = a * ((lp_e ** cfg.power - self.w0) * cfg.decay ** -(v_e - self.v_ref))
-        x[:, 2] = a * b.last_sampled[rows]
+        x[:, _AU] = a * ((lp_e ** cfg.power - self.w0) * cfg.decay ** -(v_e - self.v_ref))
+        x[:, _AC] = a * b.last_sampled[rows]
         return x
 
-    def _rebuild(self) -> None:
-        """Recompute every per-row term and block/sub-block sum from the buffer (exact; at load and each
-        checkpoint)."""
+    def rebuild(self) -> None:
+        """Recompute every per-row term and block/sub-block sum from the buffer (exact; at load and before each
+        checkpoint, so the live state equals a reload's)."""
         nb = self.buf.n_blocks
         self.v_ref = float(self.version)
         self._stale.clear()
-        self.B, self.S = np.empty((nb, 3)), np.empty((nb * _NSUB, 3))
+        self.block_sums, self.sub_sums = np.empty((nb, 3)), np.empty((nb * _NSUB, 3))
         # in whole blocks of rows, _REBUILD_BLOCKS at a time: the temporaries stay cache-sized instead of holding
         # several copies of every row at once (which also stayed in the process's RSS)
         for b0 in range(0, nb, _REBUILD_BLOCKS):
             b1 = min(b0 + _REBUILD_BLOCKS, nb)
             x = self._terms(slice(b0 * BLOCK, b1 * BLOCK))
-            self.T[b0 * BLOCK:b1 * BLOCK] = x
-            for i in range(3):
-                self.B[b0:b1, i] = x[:, i].reshape(-1, BLOCK).sum(1)
-                self.S[b0 * _NSUB:b1 * _NSUB, i] = x[:, i].reshape(-1, _SUB).sum(1)
-        self._bind()
+            self.terms[b0 * BLOCK:b1 * BLOCK] = x
+            for i in (_A, _AU, _AC):  # per column, as in _coefficients
+                self.block_sums[b0:b1, i] = x[:, i].reshape(-1, BLOCK).sum(1)
+                self.sub_sums[b0 * _NSUB:b1 * _NSUB, i] = x[:, i].reshape(-1, _SUB).sum(1)
         self._order = None
 
     def _sync(self) -> None:
-        """Bring the terms of the rows drawn, reported or released since the last call up to date. Every reader of
-        the terms or sums calls it first, so deferring them (report() runs once per group, and per-row Python
-        updates cost more there than the statistics themselves) to one vectorised update changes no probability."""
+        """Bring the terms of the rows changed since the last call up to date. Every reader of the terms or sums
+        calls it first, so deferring them (a group is recorded once per finished rollout, and per-row Python
+        updates would cost more there than the statistics themselves) to one vectorised update changes no
+        probability."""
         if not self._stale:
             return
         rows = np.fromiter(self._stale, dtype=np.int64, count=len(self._stale))
         rows.sort()
         self._stale.clear()
         if float(self.buf.ev_version[rows].max()) - self.v_ref > self._max_dv:
-            self._rebuild()  # rare: evidence far newer than v_ref; rebasing recomputes these rows too
+            self.rebuild()  # rare: evidence far newer than v_ref; rebasing recomputes these rows too
             return
         self._refresh_rows(rows)
 
     def _refresh_rows(self, rows: np.ndarray) -> None:
         """Recompute the terms of `rows` (distinct) and move the block and sub-block sums by the difference."""
         x = self._terms(rows)
-        d = x - self.T[rows]  # [n, 3]
-        np.add.at(self.B, rows // BLOCK, d)
-        np.add.at(self.S, rows // _SUB, d)
-        self.T[rows] = x
+        d = x - self.terms[rows]  # [n, 3]
+        np.add.at(self.block_sums, rows // BLOCK, d)
+        np.add.at(self.sub_sums, rows // _SUB, d)
+        self.terms[rows] = x
 
     # ---------------------------------------------------------------- probabilities
     def _coefficients(self) -> tuple[float, float, float, float]:
         """(c_lp, c_uniform, c_stale, g) such that mass_i = c_lp·(w0 a + g a u) + c_uniform·a + c_stale·(c a − a C)."""
         g = self.config.decay ** (self.version - self.v_ref)
-        Ba_tot = float(self.Ba.sum())
-        tot = [max(self.w0 * Ba_tot + g * float(self.Bu.sum()), 0.0), Ba_tot,
-               max(self.counter * Ba_tot - float(self.Bac.sum()), 0.0)]
-        c = L.mixture_coefficients(self.shares, tot)
+        # one sum per column: numpy's axis-0 sum of an [n, 3] array is ~10× slower
+        a_tot, au_tot, ac_tot = (float(self.block_sums[:, i].sum()) for i in (_A, _AU, _AC))
+        tot = [max(self.w0 * a_tot + g * au_tot, 0.0), a_tot, max(self.buf.draws * a_tot - ac_tot, 0.0)]
+        c = lp_math.mixture_coefficients(self.shares, tot)
         return c[0], c[1], c[2], g
 
-    def _mass(self, a, au, ac, coef) -> np.ndarray:
+    def _mass(self, x: np.ndarray, coef) -> np.ndarray:
+        """Sampling mass of terms or sums `x` [..., 3] → [...]."""
         c_lp, c_u, c_s, g = coef
         # = c_lp·(w0 a + g a u) + c_u·a + c_s·(c a − a C), with the scalars folded (hot path)
-        m = (c_lp * self.w0 + c_u + c_s * self.counter) * a
-        m += (c_lp * g) * au
-        m -= c_s * ac
+        m = (c_lp * self.w0 + c_u + c_s * self.buf.draws) * x[..., _A]
+        m += (c_lp * g) * x[..., _AU]
+        m -= c_s * x[..., _AC]
         return np.maximum(m, 0.0, out=m)
 
     def probabilities_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -199,9 +192,10 @@ class LearnabilitySampler:
         if self.mode == "uniform":
             w = np.zeros(len(all_rows))
         else:
-            lp_e, v_e = _lp_e_of_rows(b, all_rows, cfg)
-            w = L.sampling_weight(lp_e, self.version, v_e, cfg.prior_lp, cfg.decay, cfg.power)
-        p = L.mixture_probabilities(w, self.a[all_rows], self.counter - b.last_sampled[all_rows], *self.shares[1:])
+            w = lp_math.sampling_weight(self._lp_e(all_rows), self.version, b.ev_version[all_rows], cfg.prior_lp,
+                                        cfg.decay, cfg.power)
+        p = lp_math.mixture_probabilities(w, self.terms[all_rows, _A], b.draws - b.last_sampled[all_rows],
+                                          *self.shares[1:])
         return p[np.searchsorted(all_rows, rows)]
 
     def probabilities(self) -> pd.Series:
@@ -210,53 +204,70 @@ class LearnabilitySampler:
         return pd.Series(self.probabilities_rows(rows), index=[self.buf.ids[r] for r in rows], name="p_sample")
 
     def lp(self, rows: np.ndarray) -> np.ndarray:
-        """Current LP of buffer rows at the sampler's policy version."""
-        return lp_of_rows(self.buf, rows, self.config, self.version)
+        """Current LP of buffer rows at the sampler's policy version (the buffer's `lp_fn`)."""
+        b = self.buf
+        return lp_math.lp_of_evidence(b.ev_n[rows], b.ev_spread[rows], b.ev_mean[rows], b.ev_version[rows],
+                                      self.config, self.version, self.reward_bounds)
 
-    # ---------------------------------------------------------------- the trainer's API
-    def sample(self, k: int, policy_version: int) -> list[Task]:
-        """Draw up to k distinct tasks and mark them in flight. Each competition gets at most
-        cap = max(ceil(k·max_competition_share), ceil(k/#competitions with mass)) of them, so fewer than k come
-        back when the caps or the number of available items do not allow k (the caller asks again later)."""
+    def competition_cap(self, batch: int, competitions_with_mass: int) -> int:
+        """Most tasks of one competition in a batch of `batch`: max(ceil(batch·share), ceil(batch / competitions
+        with mass)), so a competition with thousands of items cannot fill it but few competitions still can."""
+        return max(math.ceil(batch * self.config.max_competition_share), math.ceil(batch / competitions_with_mass))
+
+    # ---------------------------------------------------------------- draws and results
+    def sample(self, k: int, policy_version: int, *, cap_batch: int | None = None,
+               taken: np.ndarray | None = None) -> list[Task]:
+        """Draw up to k distinct tasks and mark them in flight.
+
+        Each competition c gets at most competition_cap(cap_batch) − taken[c] of them (cap_batch defaults to k,
+        taken to 0: the cap holds per call; the Curriculum passes the learner batch size and what the current
+        batch already holds). Fewer than k come back when the caps or the available items do not allow k (the
+        caller asks again later)."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         b = self.buf
         if b.n_active == 0:
-            raise ValueError("the buffer is empty: call buffer.add_roots(competition_ids) first")
+            raise ValueError("the buffer is empty: add root tasks first (Curriculum(competition_ids=...) or "
+                             "buffer.add_roots)")
+        n_comp = len(b.comps)
+        if taken is not None and len(taken) != n_comp:
+            raise ValueError(f"taken has {len(taken)} entries for {n_comp} competitions; pass one count per "
+                             f"competition (buffer.comps order)")
         self.version = max(self.version, int(policy_version))
         if self._order is None:
             self._order = np.argsort(b.block_comp, kind="stable")
             sorted_comp = b.block_comp[self._order]
-            n_comp = len(b.comps)
             self._cstart = np.searchsorted(sorted_comp, np.arange(n_comp), "left")
             self._cend = np.searchsorted(sorted_comp, np.arange(n_comp), "right")
         order, cstart, cend = self._order, self._cstart, self._cend
-        n_comp = len(b.comps)
         counts = np.zeros(n_comp, dtype=np.int64)
         comp_count = np.asarray(b.comp_count)
         picked: list[int] = []
         seen: set[int] = set()
-        cap = None
+        limit = None
         for _ in range(4 * k + 16):
             need = k - len(picked)
             if need <= 0:
                 break
-            self._sync()  # rows reported or released since the last call, and those drawn in the previous round
+            self._sync()  # rows changed since the last call, and those drawn in the previous round
             coef = self._coefficients()
-            mb = self._mass(self.Ba, self.Bu, self.Bac, coef)  # [n_blocks]
-            mc = np.bincount(b.block_comp, weights=mb, minlength=n_comp)
-            if cap is None:
+            # block masses, cumulated in competition order: a competition's blocks are one stretch [lo, hi)
+            cum = np.cumsum(self._mass(self.block_sums, coef)[order])  # [n_blocks]
+            c_hi = cum[cend - 1]                                        # [n_comp]
+            c_lo = np.where(cstart > 0, cum[np.maximum(cstart - 1, 0)], 0.0)
+            mc = c_hi - c_lo  # competition masses (>= 0 exactly: the cumsum never decreases)
+            if limit is None:
                 n_pos = int((mc > 0).sum())
                 if n_pos == 0:
                     break
-                cap = max(math.ceil(k * self.config.max_competition_share), math.ceil(k / n_pos))
+                limit = self.competition_cap(cap_batch or k, n_pos) - (0 if taken is None else np.asarray(taken))
             # full: at the cap, or every item of the competition already drawn in this call (tasks are distinct)
-            mc[(counts >= cap) | (counts >= comp_count)] = 0.0
+            mc[(counts >= limit) | (counts >= comp_count)] = 0.0
             if mc.sum() <= 0:
                 break
             cmc = np.cumsum(mc)
             comps = np.minimum(np.searchsorted(cmc, self.rng.random(need) * cmc[-1], "right"), n_comp - 1)
-            room = (cap - counts).tolist()
+            room = (limit - counts).tolist()
             keep = []
             for i, c in enumerate(comps.tolist()):  # first come first served within the cap
                 if room[c] > 0:
@@ -264,9 +275,7 @@ class LearnabilitySampler:
                     keep.append(i)
             comps = comps[keep]
             # competition → block: u uniform inside the competition's stretch of the block cumsum
-            cum = np.cumsum(mb[order])
-            lo = np.where(cstart[comps] > 0, cum[np.maximum(cstart[comps] - 1, 0)], 0.0)
-            hi = cum[cend[comps] - 1]
+            lo, hi = c_lo[comps], c_hi[comps]
             x = lo + self.rng.random(len(comps)) * (hi - lo)
             j = np.clip(np.searchsorted(cum, x, "right"), cstart[comps], cend[comps] - 1)
             rows, ok = self._draw_in_blocks(order[j], coef)
@@ -278,13 +287,8 @@ class LearnabilitySampler:
                     round_rows.append(r)
             if not round_rows:
                 continue
-            ra = np.asarray(round_rows)
-            counts += np.bincount(b.comp[ra], minlength=n_comp)
-            b.last_sampled[ra] = self.counter + np.arange(len(ra))
-            self.counter += len(ra)
-            b.in_flight[ra] += 1
-            b._dirty.update(round_rows)
-            self._stale.update(round_rows)
+            counts += np.bincount(b.comp[round_rows], minlength=n_comp)
+            b.mark_sampled(round_rows)
             picked.extend(round_rows)
         ids = [b.ids[r] for r in picked]
         self._out.update(zip(ids, picked))
@@ -299,8 +303,7 @@ class LearnabilitySampler:
         sums, then (rescaled to [0, 1) inside that sub-block) the row from the exact masses of its _SUB rows."""
         n, nb = len(blocks), self.buf.n_blocks
         at = np.arange(n)
-        sums = self.S.reshape(nb, _NSUB, 3)[blocks]  # [n, _NSUB, 3]
-        ms = self._mass(sums[..., 0], sums[..., 1], sums[..., 2], coef)  # [n, _NSUB]
+        ms = self._mass(self.sub_sums.reshape(nb, _NSUB, 3)[blocks], coef)  # [n, _NSUB]
         cs = np.cumsum(ms, axis=1)
         x = self.rng.random(n) * cs[:, -1]
         sub = (cs <= x[:, None]).sum(1)
@@ -309,8 +312,7 @@ class LearnabilitySampler:
         lo = np.where(sub > 0, cs[at, sub - 1], 0.0)
         frac = (x - lo) / np.where(ok, cs[at, sub] - lo, 1.0)
         s = blocks * _NSUB + sub  # [n] drawn sub-blocks
-        t = self.T[: nb * BLOCK].reshape(-1, _SUB, 3)[s]  # [n, _SUB, 3]
-        mi = self._mass(t[..., 0], t[..., 1], t[..., 2], coef)  # [n, _SUB]
+        mi = self._mass(self.terms[: nb * BLOCK].reshape(-1, _SUB, 3)[s], coef)  # [n, _SUB]
         ci = np.cumsum(mi, axis=1)
         idx = (ci <= (frac * ci[:, -1])[:, None]).sum(1)
         ok &= idx < _SUB
@@ -325,69 +327,42 @@ class LearnabilitySampler:
         raise ValueError(f"task {task_id!r} has no rollout in flight: report or release each sampled task "
                          f"exactly once (in-flight counts restart at 0 after a resume)")
 
-    def _land(self, task_id: str, r: int) -> None:
-        """One rollout of task `task_id` (row r) is back: free its in-flight slot; its terms are refreshed later."""
-        bv = self.buf._mv
-        bv.in_flight[r] -= 1
-        if not bv.in_flight[r]:
-            del self._out[task_id]
-        self._stale.add(r)
-
     def report(self, task_id: str, rewards: Sequence[float], policy_version_started: int,
-               masked: Sequence[bool] | None = None) -> L.GroupStats:
+               masked: Sequence[bool] | None = None) -> lp_math.GroupStats:
         """Record a finished group of task `task_id` and release one in-flight slot.
 
         Late results are always counted: the evidence is aged from `policy_version_started` (the version the
         rollout started with), never dropped. `masked` marks infra-error samples, which are excluded.
         """
-        cfg = self.config
         r = self._row_in_flight(task_id)
-        g = L.group_stats(rewards, masked, cfg.reward_scale)
+        g = lp_math.group_stats(rewards, masked, self.std_scaling, self.reward_bounds)  # positional: hot path
         v0 = int(policy_version_started)
         if v0 > self.version:
             self.version = v0
-        bv = self.buf._mv  # memoryviews: this runs once per finished group, numpy item access would dominate it
-        bv.n_groups[r] += 1
-        if g.m != len(rewards):
-            bv.n_masked[r] += len(rewards) - g.m
-        bv.n_samples[r] += len(rewards)
-        if g.m >= 2:
-            if g.spread == 0.0:
-                bv.n_zero_spread[r] += 1
-            bv.last_mean[r] = g.mean
-            bv.last_spread[r] = g.spread
-            n, s, m, v = L.update_evidence(bv.ev_n[r], bv.ev_spread[r], bv.ev_mean[r], bv.ev_version[r], g, v0,
-                                           cfg.decay)
-            bv.ev_n[r], bv.ev_spread[r], bv.ev_mean[r], bv.ev_version[r] = n, s, m, v
-        self.buf._dirty.add(r)
-        self._land(task_id, r)
+        if not self.buf.record_group(r, g, len(rewards), v0, self.config.decay):
+            del self._out[task_id]
         return g
 
     def release(self, task_id: str) -> None:
         """Free the in-flight slot of an abandoned rollout (no statistics recorded)."""
-        r = self._row_in_flight(task_id)
-        self.buf.counters["released"] += 1
-        self._land(task_id, r)
+        if not self.buf.release(self._row_in_flight(task_id)):
+            del self._out[task_id]
 
     # ---------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict:
-        """RNG state and counters (the statistics themselves live in the buffer's arrays/SQLite)."""
-        return {"rng": self.rng.bit_generator.state, "counter": self.counter, "version": self.version,
-                "mode": self.mode}
+        """RNG state, policy version, mode and reward units (the statistics themselves live in the buffer)."""
+        return {"rng": self.rng.bit_generator.state, "version": self.version, "mode": self.mode,
+                "std_scaling": self.std_scaling, "reward_bounds": list(self.reward_bounds)}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("mode", self.mode) != self.mode:
             raise ValueError(f"sampler state was saved in mode {state['mode']!r}, this run uses {self.mode!r}; "
                              f"resume with the same BufferConfig.mode")
+        units = (state.get("std_scaling"), tuple(state.get("reward_bounds", ())))
+        if units != (self.std_scaling, self.reward_bounds):
+            # the stored spreads are in the old units until their evidence decays: allowed, but visible
+            warnings.warn(f"buffer {self.buf.path} holds spreads measured with (std_scaling, reward_bounds) = "
+                          f"{units}, resuming with {(self.std_scaling, self.reward_bounds)}", stacklevel=2)
         self.rng.bit_generator.state = state["rng"]
-        self.counter = float(state["counter"])
         self.version = int(state["version"])
-        self._rebuild()
-
-    def checkpoint(self) -> None:
-        """Commit the buffer and this sampler's state (one SQLite transaction); see EvolvingBuffer.checkpoint
-        (and EvolvingBuffer.backup for a copy)."""
-        self.buf.checkpoint()
-
-    def close(self) -> None:
-        self.buf.close()
+        self.rebuild()

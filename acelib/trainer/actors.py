@@ -20,7 +20,7 @@ import traceback
 import ray
 
 from acelib.agent.state import State, normalise_code
-from acelib.trainer.learner_group import set_torch_threads
+from acelib.trainer.learner_group import redirect_output, set_torch_threads
 from acelib.trainer.payloads import FinishedGroup
 from acelib.trainer.plan import ROLLOUTS_PER_WORKER
 
@@ -30,7 +30,8 @@ CONCURRENCY_GROUPS = {"rollout": ROLLOUTS_PER_WORKER, "io": 1}
 class RolloutWorker:
     def __init__(self, worker_index: int, model: str, backend: str, rollout_cfg, sampling, group_size: int,
                  competitions: dict[str, str], sandbox_limits, sandbox_workers: int | None, agent_cfg, seed: int,
-                 torch_threads: int | None = None):
+                 torch_threads: int | None = None, log_file: str | None = None):
+        redirect_output(log_file)
         from acelib.rollout import make_engine
         from acelib.sandbox import SandboxPool
         from acelib.tasks import load
@@ -109,7 +110,7 @@ class RolloutWorker:
                 r.child.policy_version = policy_version   # the child was produced by these weights
                 children.append(r.child)
         return FinishedGroup(
-            task_id=task.task_id, competition_id=state.competition_id, step_type=state.step_type,
+            task_id=task.task_id, index=task.index, competition_id=state.competition_id, step_type=state.step_type,
             policy_version_started=task.policy_version, policy_version=policy_version,
             prompt_ids=samples[0].prompt_ids, samples=samples,
             rewards=[0.0] * len(samples) if gen_errors else [float(r.reward) for r in results], masked=masked,

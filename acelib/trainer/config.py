@@ -20,6 +20,7 @@ from acelib.curriculum.config import BufferConfig, SamplerConfig
 from acelib.learner.config import GRPOConfig, LearnerConfig
 from acelib.rollout.config import RolloutConfig
 from acelib.sandbox.limits import Limits
+from acelib.trainer.warmstart import WarmStartConfig
 
 PARAMS_DIR = Path(__file__).resolve().parents[2] / "params"
 
@@ -101,6 +102,8 @@ class TrainConfig:
     sampler: SamplerConfig = option(default_factory=SamplerConfig, help="Learnability sampler (prior_lp, decay, power, "
                                                                         "uniform_share, ...)")
     sandbox: Limits = option(default_factory=Limits, help="sandbox limits (timeout_s, memory_mb, ...)")
+    warm_start: WarmStartConfig = option(default_factory=WarmStartConfig,
+                                         help="supervised warm start on expert repairs before RL (cached)")
     seeds: SeedConfig = option(default_factory=SeedConfig, help="seed tasks of the buffer: each competition's compact "
                                                                 "baseline (improve) and mutations of it (debug), "
                                                                 "train split; built once and cached")
@@ -131,6 +134,10 @@ class TrainConfig:
                               f"temperature {self.temperature}: the TIS weight would compare different densities. "
                               "Use rollout.logprobs_mode='processed' (the default).")
         self.resources.validate()
+        if self.warm_start.enabled and self.seeds.kinds and set(self.seeds.kinds) & set(self.warm_start.kinds):
+            raise ConfigError(f"seeds.kinds {list(self.seeds.kinds)} overlap warm_start.kinds "
+                              f"{list(self.warm_start.kinds)}: RL would train on what the warm start already taught "
+                              "(no signal, and the curve would measure the warm start). Keep them disjoint.")
         if self.buffer.mode not in (BufferConfig().mode, self.sampling):
             raise ConfigError(f"buffer.mode={self.buffer.mode!r} contradicts sampling={self.sampling!r}; "
                               "set only `sampling`")

@@ -18,6 +18,18 @@ from pathlib import Path
 from typing import Any
 
 
+def redirect_output(log_file: str | None) -> None:
+    """Send this actor process's stdout and stderr (and those of processes it starts, e.g. vLLM's engine core) to
+    `log_file`, so engine, DeepSpeed and transformers logs land in the run directory, not in the notebook."""
+    if not log_file:
+        return
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+
+
 def set_torch_threads(n: int | None) -> int:
     """Give this process's torch `n` intra-op threads (None = every core); returns the number set."""
     import torch
@@ -29,7 +41,9 @@ def set_torch_threads(n: int | None) -> int:
 class LearnerRank:
     """One rank of the learner group (a plain class; `ray.remote` is applied by `LearnerGroup`)."""
 
-    def __init__(self, rank: int, world_size: int, weights_root: str, torch_threads: int | None = None):
+    def __init__(self, rank: int, world_size: int, weights_root: str, torch_threads: int | None = None,
+                 log_file: str | None = None):
+        redirect_output(log_file)
         self.rank, self.world_size = rank, world_size
         self.weights_root = Path(weights_root)
         self.learner = None
@@ -101,12 +115,13 @@ class LearnerGroup:
 
     def __init__(self, ranks: int, model_dir: str, learner_cfg, grpo_cfg, *, temperature: float, seed: int,
                  weights_root: str, gpus_per_rank: float = 0.0, resources: dict[str, float] | None = None,
-                 torch_threads: int | None = None, start_timeout_s: float = 600.0):
+                 torch_threads: int | None = None, start_timeout_s: float = 600.0, log_dir: str | None = None):
         import ray
         if ranks < 1:
             raise ValueError(f"a learner group needs ≥ 1 rank, got {ranks}")
         actor = ray.remote(num_cpus=0, num_gpus=gpus_per_rank, resources=resources or None)(LearnerRank)
-        self.ranks = [actor.remote(r, ranks, weights_root, torch_threads) for r in range(ranks)]
+        self.ranks = [actor.remote(r, ranks, weights_root, torch_threads,
+                                   f"{log_dir}/learner_rank_{r}.log" if log_dir else None) for r in range(ranks)]
         self.weights_root = weights_root
         t0 = time.monotonic()
         master = _get(self.ranks[0].rendezvous_address.remote(), start_timeout_s,

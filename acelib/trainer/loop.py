@@ -41,6 +41,7 @@ class TrainResult:
     steps_done: int
     metrics: list[dict]
     final_model: Path | None = None
+    summary: dict = dataclasses.field(default_factory=dict)   # acelib.trainer.summary: the headline numbers
 
     def dataframe(self):
         import pandas as pd
@@ -106,12 +107,13 @@ def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, f
         "sandbox/latency_s": float(np.mean(lat)) if lat else 0.0,
     }
     for t in STEP_TYPES:   # validity by the kind of task answered (a valid copy of an improve seed is no progress)
-        of_type = [o for g in groups if g.step_type == t for o in g.outcomes]
+        of_type = [(o, same) for g in groups if g.step_type == t for o, same in zip(g.outcomes, g.identical_to_parent)]
         out[f"groups/{t}"] = float(sum(g.step_type == t for g in groups))
         if of_type:
-            out[f"rate/valid/{t}"] = sum(o == "valid" for o in of_type) / len(of_type)
+            out[f"rate/valid/{t}"] = sum(o == "valid" for o, _ in of_type) / len(of_type)
             out[f"samples/{t}"] = float(len(of_type))
-            out[f"samples/valid/{t}"] = float(sum(o == "valid" for o in of_type))
+            out[f"samples/valid/{t}"] = float(sum(o == "valid" for o, _ in of_type))
+            out[f"samples/valid_changed/{t}"] = float(sum(o == "valid" and not same for o, same in of_type))
     return out
 
 
@@ -164,6 +166,7 @@ class Orchestrator:
         self.last_sync_s = float("nan")
         self.lost_groups = 0
         self.collected_since_commit = False
+        self.summary: dict = {}
 
     # -------------------------------------------------------------------------------------------- run
     def run(self) -> TrainResult:
@@ -184,7 +187,7 @@ class Orchestrator:
         finally:
             self.teardown()
             mlflow.end_run(status=status)
-        return TrainResult(self.run_dir.path, self.run_id, self.step, self.rows, self.final_model)
+        return TrainResult(self.run_dir.path, self.run_id, self.step, self.rows, self.final_model, self.summary)
 
     # -------------------------------------------------------------------------------------------- start
     def start(self) -> None:
@@ -246,8 +249,10 @@ class Orchestrator:
             if cfg.resources.ray_address:
                 ray.init(address=cfg.resources.ray_address, runtime_env={"env_vars": actor_env()})
             else:
+                # Actor output goes to <run>/logs/*.log (redirect_output), not to the notebook: log_to_driver off.
                 ray.init(num_cpus=cfg.resources.num_cpus or os.cpu_count(), include_dashboard=False,
-                         log_to_driver=True, object_store_memory=cfg.resources.object_store_mb * 1024 * 1024,
+                         log_to_driver=False, logging_level="WARNING",
+                         object_store_memory=cfg.resources.object_store_mb * 1024 * 1024,
                          runtime_env={"env_vars": actor_env()})
             self.started_ray = True
         check_cluster(cfg, ray.cluster_resources())
@@ -264,6 +269,10 @@ class Orchestrator:
 
         cfg, comps, r = self.cfg, self.comps, self.cfg.resources
         model_dir = str(materialize(cfg.model))
+        if cfg.warm_start.enabled:   # the policy RL starts from (and the KL reference, when beta > 0)
+            from acelib.trainer.warmstart import warm_start
+            model_dir = str(warm_start(cfg, model_dir, competitions))
+            self.run_dir.write(warm_start_model=model_dir)
         self.weights_root = Path(comps.rollout.sync_dir) / f"acelib-{self.run_id}"
         # No per-request seed: every group would replay the same random stream. Engines are seeded at construction,
         # differently per worker and per resume (a resumed run must not replay the sampling noise of its start).
@@ -276,13 +285,14 @@ class Orchestrator:
         self.learner = LearnerGroup(r.learner_processes, model_dir, comps.learner, comps.grpo,
                                     temperature=cfg.temperature, seed=cfg.seed, weights_root=str(self.weights_root),
                                     gpus_per_rank=1 if r.learner_gpus else 0, torch_threads=r.torch_threads,
-                                    start_timeout_s=r.start_timeout_s)
+                                    start_timeout_s=r.start_timeout_s, log_dir=str(self.run_dir.logs_dir))
         # A worker whose process dies is restarted by Ray (its rollouts in flight return to the buffer).
         worker = ray.remote(num_cpus=0, num_gpus=r.gpus_per_engine, max_restarts=-1, max_task_retries=0,
                             concurrency_groups=CONCURRENCY_GROUPS)(self.worker_cls or RolloutWorker)
         self.workers = [worker.remote(i, model_dir, cfg.backend, comps.rollout, sampling, cfg.group_size, competitions,
                                       comps.sandbox, r.sandbox_workers, comps.agent,
-                                      cfg.seed + 1000 * i + 100_003 * self.step, r.torch_threads)
+                                      cfg.seed + 1000 * i + 100_003 * self.step, r.torch_threads,
+                                      str(self.run_dir.logs_dir / f"rollout_worker_{i}.log"))
                         for i in range(r.rollout_workers)]
         self.load = [0] * len(self.workers)
         if ckpt:
@@ -320,6 +330,10 @@ class Orchestrator:
         B = self.cfg.tasks_per_step
         if self.learn_refs or len(self.finished) < B:
             return
+        # The B earliest-admitted finished groups: exactly one admission window, whose per-competition cap the
+        # curriculum enforced, whenever groups finish in admission order (always in sync mode); a straggler's window
+        # is completed by the next window's groups rather than waited for.
+        self.finished.sort(key=lambda g: g.index)
         self.batch, self.finished = self.finished[:B], self.finished[B:]
         masked = [m for g in self.batch for m in g.masked]
         if sum(masked) > self.cfg.max_masked_share * len(masked):
@@ -456,6 +470,23 @@ class Orchestrator:
         self.learner.call("export_hf", str(self.final_model))
         snap = ray.get(self.cur.export.remote(str(self.run_dir.path / "buffer_snapshot.parquet")))
         log_artifacts(self.run_dir, snap, self.rows)
+        self.summary = self._summarize()
+
+    def _summarize(self) -> dict:
+        """The run's headline (first vs last third of the steps), written to summary.json and MLflow, printed."""
+        import json
+
+        import mlflow
+
+        from acelib import tracking
+        from acelib.trainer.summary import report, run_summary
+        summary = run_summary(self.run_dir.path, self.run_id, self.cfg.tracking_uri)
+        (self.run_dir.path / "summary.json").write_text(json.dumps(summary, indent=1))
+        tracking.log_metrics({f"summary/{k}": v for k, v in summary.items() if isinstance(v, (int, float))},
+                             step=self.step)
+        mlflow.log_artifact(str(self.run_dir.path / "summary.json"), artifact_path="run")
+        print(report(summary), flush=True)
+        return summary
 
     def teardown(self) -> None:
         import ray

@@ -16,6 +16,7 @@ from acelib.learner.batch import RolloutGroup
 class FinishedGroup:
     """G executed and graded responses to one task, as a rollout worker returns them."""
     task_id: str
+    index: int                     # admission index (the curriculum's batch windows: index // B)
     competition_id: str
     step_type: str                 # draft / debug / improve: the task's
     policy_version_started: int    # the policy version when the task was acquired (LP ages evidence from it)

@@ -7,6 +7,8 @@
                                  after step 3; its `done` marker, written last, makes it the resume point
       metrics.jsonl     one line per completed step (the source for re-logging MLflow after a crash)
       infra_errors.log  tracebacks of samples masked as infrastructure errors
+      logs/             each actor's output: rollout_worker_<i>.log (engine, vLLM), learner_rank_<r>.log (DeepSpeed)
+      summary.json      the run's headline numbers (acelib.trainer.summary)
       plots/, buffer_snapshot.parquet, final_model/
 """
 from __future__ import annotations
@@ -68,6 +70,10 @@ class RunDir:
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.path / "checkpoints" / f"step-{step:06d}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
 
     @property
     def infra_errors_path(self) -> Path:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from acelib.curriculum import BufferConfig, EvolvingBuffer, LearnabilitySampler, SamplerConfig
+from acelib.curriculum import BufferConfig, Curriculum, EvolvingBuffer, SamplerConfig
 
 pytestmark = pytest.mark.integration
 
@@ -19,19 +19,17 @@ pytestmark = pytest.mark.integration
 WRITER = r"""
 import json, sys
 from acelib.agent.state import State
-from acelib.curriculum import BufferConfig, EvolvingBuffer, LearnabilitySampler, SamplerConfig
-buf = EvolvingBuffer(sys.argv[1], BufferConfig(max_per_competition=4000))
-s = LearnabilitySampler(buf, SamplerConfig(), seed=0)
-buf.add_roots(["a", "b"])
-s.checkpoint()
+from acelib.curriculum import BufferConfig, Curriculum, SamplerConfig
+cur = Curriculum(sys.argv[1], BufferConfig(max_per_competition=4000), SamplerConfig(), ["a", "b"], batch_size=2)
+cur.checkpoint()
 for v in range(10_000):
-    for t in s.sample(2, v):
-        s.report(t.id, [1.0, 0.0, 0.0, 1.0], v)
-        buf.add_children(t.id, [State(t.competition_id, code=f"x = {v}_{j} # " + "pad" * 40, output="o" * 500)
-                                for j in range(750)], v)
-    print(json.dumps({"pending": len(buf), "counter": s.counter}), flush=True)
-    s.checkpoint()
-    print(json.dumps({"committed": len(buf), "counter": s.counter}), flush=True)
+    for t in cur.sample(2, v, first_index=2 * v):
+        kids = [State(t.state.competition_id, code=f"x = {v}_{j} # " + "pad" * 40, output="o" * 500)
+                for j in range(750)]
+        cur.report(t.task_id, [1.0, 0.0, 0.0, 1.0], [False] * 4, v, kids, v)
+    print(json.dumps({"pending": len(cur.buffer), "counter": cur.buffer.draws}), flush=True)
+    cur.checkpoint()
+    print(json.dumps({"committed": len(cur.buffer), "counter": cur.buffer.draws}), flush=True)
 """
 
 
@@ -54,19 +52,19 @@ def test_sigkill_mid_write_then_reopen_intact(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     committed = [x for x in lines if "committed" in x][-1]
     in_flight_commit = lines[-1]
-    buf = EvolvingBuffer(path, BufferConfig(max_per_competition=4000))
-    s = LearnabilitySampler(buf, SamplerConfig(), seed=0)
+    cur = Curriculum(str(path), BufferConfig(max_per_competition=4000), SamplerConfig(), ["a", "b"], batch_size=2)
+    buf = cur.buffer
     # all of the last committed checkpoint, or all of the commit under way — never a part
-    state = {"size": len(buf), "counter": s.counter}
+    state = {"size": len(buf), "counter": buf.draws}
     assert state in ({"size": committed["committed"], "counter": committed["counter"]},
                      {"size": in_flight_commit["pending"], "counter": in_flight_commit["counter"]})
     df = buf.dataframe()
     assert len(df) == len(buf) and df["id"].is_unique
     assert buf.counters["inserted"] == len(buf) + buf.counters["evicted"]
     # and training continues from there
-    tasks = s.sample(2, 100)
+    tasks = cur.sample(2, 100, first_index=200)
     for t in tasks:
-        s.report(t.id, [1.0, 0.0], 100)
+        cur.report(t.task_id, [1.0, 0.0], [False, False], 100, [], 100)
         assert t.state.competition_id in ("a", "b")
-    buf.close()
+    cur.close()
     assert EvolvingBuffer(path, BufferConfig(max_per_competition=4000)).n_groups.sum() == buf.n_groups.sum()

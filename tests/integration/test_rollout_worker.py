@@ -40,7 +40,8 @@ def test_a_grading_fault_masks_only_its_sample(fake_competition):
                            2, {}, Limits(timeout_s=30), 2, AgentConfig(), seed=0, torch_threads=1)
     worker.competitions = {comp.id: comp}
     try:
-        task = type("Task", (), {"task_id": "t1", "state": State(competition_id=comp.id), "policy_version": 0})()
+        task = type("Task", (), {"task_id": "t1", "state": State(competition_id=comp.id), "policy_version": 0,
+                                   "index": 0})()
         group = worker.rollout(task)
     finally:
         worker.close()

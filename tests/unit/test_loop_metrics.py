@@ -4,7 +4,7 @@ from acelib.trainer.payloads import FinishedGroup
 
 def _group(rewards, outcomes, policy_version, masked=None, step_type="draft", identical=None):
     n = len(rewards)
-    return FinishedGroup(task_id="t", competition_id="c", step_type=step_type, policy_version_started=policy_version,
+    return FinishedGroup(task_id="t", index=0, competition_id="c", step_type=step_type, policy_version_started=policy_version,
                          policy_version=policy_version, prompt_ids=[1], samples=[], rewards=rewards,
                          masked=masked or [False] * n, outcomes=outcomes, children=[],
                          identical_to_parent=identical or [False] * n, gen_s=2.0, exec_s=1.0, gen_tokens=40,

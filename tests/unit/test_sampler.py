@@ -4,19 +4,24 @@ import numpy as np
 import pytest
 
 from acelib.agent.state import State
-from acelib.curriculum import BufferConfig, EvolvingBuffer, LearnabilitySampler, SamplerConfig
-from acelib.curriculum.sampler import lp_of_rows
+from acelib.curriculum import BufferConfig, Curriculum, EvolvingBuffer, LearnabilitySampler, SamplerConfig
+from acelib.curriculum.learnability import lp_of_evidence
+
+
+def make_curriculum(n_children=(20, 5, 0), mode="lp", path=":memory:", seed=0, batch_size=8, **sampler_kw):
+    """A Curriculum with one competition per entry of n_children: a root plus that many children."""
+    comps = [f"c{i}" for i in range(len(n_children))]
+    cur = Curriculum(str(path), BufferConfig(mode=mode), SamplerConfig(**sampler_kw), comps, batch_size=batch_size,
+                     seed=seed)
+    for c, n in zip(comps, n_children):
+        cur.buffer.add_children(State(c).id, [State(c, code=f"{c}_{j} = 1", valid=bool(j % 2)) for j in range(n)], 0)
+    return cur
 
 
 def make(n_children=(20, 5, 0), mode="lp", path=":memory:", seed=0, **sampler_kw):
-    """A buffer with one competition per entry of n_children (a root plus that many children) and its sampler."""
-    buf = EvolvingBuffer(path, BufferConfig(mode=mode))
-    s = LearnabilitySampler(buf, SamplerConfig(**sampler_kw), seed=seed)
-    comps = [f"c{i}" for i in range(len(n_children))]
-    roots = buf.add_roots(comps)
-    for c, r, n in zip(comps, roots, n_children):
-        buf.add_children(r, [State(c, code=f"{c}_{j} = 1", valid=bool(j % 2)) for j in range(n)], 0)
-    return buf, s
+    """make_curriculum's buffer and sampler."""
+    cur = make_curriculum(n_children, mode, path, seed, **sampler_kw)
+    return cur.buffer, cur.sampler
 
 
 def h(item_id: str) -> int:
@@ -146,24 +151,27 @@ def test_checkpoint_restore_gives_identical_subsequent_samples(tmp_path):
             ids.append([t.id for t in tasks])
         return ids
 
-    buf, s = make((5, 5, 5), path=tmp_path / "b.sqlite", seed=3)
+    cur = make_curriculum((5, 5, 5), path=tmp_path / "b.sqlite", seed=3)
+    s = cur.sampler
     play(s, range(10))
-    copy = buf.backup(tmp_path / "ckpt.sqlite")
+    copy = tmp_path / "ckpt.sqlite"
+    cur.checkpoint(copy_to=str(copy))
     live = play(s, range(10, 30))
-    # a different seed: the RNG state comes from the checkpoint
-    buf2 = EvolvingBuffer(copy, BufferConfig())
-    s2 = LearnabilitySampler(buf2, SamplerConfig(), seed=12345)
-    assert play(s2, range(10, 30)) == live
-    np.testing.assert_allclose(s2.probabilities().to_numpy(), s.probabilities().to_numpy(), rtol=1e-12)
+    # a different seed: the RNG state comes from the checkpoint (the sampler's meta in the buffer's transaction)
+    cur2 = Curriculum(str(copy), BufferConfig(), SamplerConfig(), ["c0", "c1", "c2"], batch_size=8, seed=12345)
+    assert play(cur2.sampler, range(10, 30)) == live
+    np.testing.assert_allclose(cur2.sampler.probabilities().to_numpy(), s.probabilities().to_numpy(), rtol=1e-12)
 
 
 def test_resume_with_another_mode_is_refused(tmp_path):
-    buf, s = make((3,), path=tmp_path / "b.sqlite")
-    buf.close()
+    make_curriculum((3,), path=tmp_path / "b.sqlite").close()
     with pytest.warns(UserWarning, match="resuming with"):
-        other = EvolvingBuffer(tmp_path / "b.sqlite", BufferConfig(mode="uniform"))
-    with pytest.raises(ValueError, match="same BufferConfig.mode"):
-        LearnabilitySampler(other, SamplerConfig())
+        with pytest.raises(ValueError, match="same BufferConfig.mode"):
+            Curriculum(str(tmp_path / "b.sqlite"), BufferConfig(mode="uniform"), SamplerConfig(), ["c0"], batch_size=8)
+    # other reward units: allowed (the old spreads decay away), but visible
+    with pytest.warns(UserWarning, match="spreads measured with"):
+        Curriculum(str(tmp_path / "b.sqlite"), BufferConfig(), SamplerConfig(), ["c0"], batch_size=8,
+                   reward_bounds=(-1.0, 1.6))
 
 
 def test_report_and_release_errors():
@@ -174,6 +182,8 @@ def test_report_and_release_errors():
         s.release(next(iter(buf.id_to_row)))
     with pytest.raises(ValueError, match="already has a sampler"):
         LearnabilitySampler(buf)
+    with pytest.raises(ValueError, match="RewardConfig.bounds"):
+        LearnabilitySampler(EvolvingBuffer(":memory:"), reward_bounds=(1.0, 1.0))
 
 
 class _Uniforms:
@@ -192,13 +202,14 @@ def test_draw_in_a_block_goes_sub_block_then_row():
     # sub-block 0 (rows 0..15, 16 items) and sub-block 1 (rows 16..20, 5 items)
     buf, s = make((20,), mode="uniform", in_flight_penalty=0.0)
     assert sorted(buf.id_to_row.values()) == list(range(21))
+    s._sync()  # the inserted rows' terms are refreshed lazily, before the sums are read
     block = np.array([0, 0, 0])
     # u·21 = 0 → row 0; 18.9 → sub-block 1 (16 ≤ 18.9 < 21), 2.9 of its 5 items → row 18; 20.979 → row 20
     s.rng = _Uniforms([0.0, 0.9, 0.999])
     rows, ok = s._draw_in_blocks(block, s._coefficients())
     assert rows.tolist() == [0, 18, 20] and ok.all()
     # row 18 in flight (penalty 0: no mass): u·20 = 18.6 → sub-block 1, 2.6 of its 4 items → past row 18, to 19
-    buf.in_flight[18] = 1
+    buf.in_flight[18] = 1  # (by hand: the buffer's own writers notify the sampler)
     s._refresh_rows(np.array([18]))
     s.rng = _Uniforms([0.93])
     rows, ok = s._draw_in_blocks(block[:1], s._coefficients())
@@ -218,14 +229,15 @@ def test_terms_refreshed_lazily_equal_a_full_rebuild():
             s.report(t.id, [1.0, 0.0, 1.0, 1.0] if i % 2 else [0.0] * 4, 0)
         else:
             s.release(t.id)
-    assert s._stale  # report/release only record the row; sums catch up before they are read
+    buf.add_children(tasks[0].id, [State(tasks[0].competition_id, code="late = 1")], 0)  # an insert, notified too
+    assert s._stale  # report/release/insert only record the row; sums catch up before they are read
     p = s.probabilities()
     assert not s._stale
-    T, B, S = s.T.copy(), s.B.copy(), s.S.copy()
-    s._rebuild()
-    np.testing.assert_allclose(T, s.T, rtol=1e-12)
-    np.testing.assert_allclose(B, s.B, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(S, s.S, rtol=1e-12, atol=1e-15)
+    terms, block_sums, sub_sums = s.terms.copy(), s.block_sums.copy(), s.sub_sums.copy()
+    s.rebuild()
+    np.testing.assert_allclose(terms, s.terms, rtol=1e-12)
+    np.testing.assert_allclose(block_sums, s.block_sums, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(sub_sums, s.sub_sums, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(p.to_numpy(), s.probabilities().to_numpy(), rtol=1e-12)
 
 
@@ -241,14 +253,38 @@ def test_each_rollout_in_flight_is_reported_or_released_once():
         s.report(t1.id, [1.0, 0.0], 0)
 
 
-def test_lp_of_rows_from_the_evidence_matrix():
+def test_lp_of_evidence_from_the_evidence_matrix():
     buf, s = make((2,))
     r = buf.id_to_row[sorted(buf.id_to_row)[0]]
     # one group [1,0,1,1,0,0,0,0] at version 3: n = 8, S = 0.234375, M = 0.375
     buf.ev_n[r], buf.ev_spread[r], buf.ev_mean[r], buf.ev_version[r] = 8.0, 0.234375, 0.375, 3.0
-    # LP_e = (2·0.1 + 8·0.234375)/10 = 0.2075; 10 versions later: 0.1 + 0.1075·0.99^10
-    assert s.lp(np.array([r]))[0] == pytest.approx(0.2075)  # the sampler is at version 0 < v_e: no decay
-    assert lp_of_rows(buf, np.array([r]), version=3)[0] == pytest.approx(0.2075)
-    assert lp_of_rows(buf, np.array([r]), version=13)[0] == pytest.approx(0.1 + 0.1075 * 0.99 ** 10)
+
+    def lp(rows, version):
+        return lp_of_evidence(buf.ev_n[rows], buf.ev_spread[rows], buf.ev_mean[rows], buf.ev_version[rows],
+                              SamplerConfig(), version)
+
+    # LP_e = (2·0.07 + 8·0.234375)/10 = 0.2015; 10 versions later: 0.07 + 0.1315·0.99^10
+    assert s.lp(np.array([r]))[0] == pytest.approx(0.2015)  # the sampler is at version 0 < v_e: no decay
+    assert lp(np.array([r]), 3)[0] == pytest.approx(0.2015)
+    assert lp(np.array([r]), 13)[0] == pytest.approx(0.07 + 0.1315 * 0.99 ** 10)
     others = [x for x in range(3) if x != r]
-    np.testing.assert_allclose(lp_of_rows(buf, np.array(others), version=13), [0.1, 0.1])
+    np.testing.assert_allclose(lp(np.array(others), 13), [0.07, 0.07])
+    assert buf.lp_fn == s.lp  # the Curriculum wires the sampler's LP into eviction and stats
+
+
+def test_quality_only_groups_are_sampled_like_validity_flips():
+    # review F4: on the [−1, 1.6] ladder an all-valid group whose quality differs must weigh like an
+    # invalid/valid group of the same normalised spread, and more than an unvisited item (std-normalised GRPO)
+    cur = Curriculum(":memory:", BufferConfig(), SamplerConfig(staleness_share=0.0), ["a", "b", "c"], batch_size=3,
+                     reward_bounds=(-1.0, 1.6))
+    tasks = {t.state.competition_id: t for t in cur.sample(3, 0, 0)}
+    cur.report(tasks["a"].task_id, [1.1, 0.9] * 4, [False] * 8, 0, [], 0)
+    cur.report(tasks["b"].task_id, [0.2, 1.0] * 4, [False] * 8, 0, [], 0)
+    cur.release(tasks["c"].task_id)
+    df = cur.dataframe().set_index("competition_id")
+    # LP = (2·0.07 + 8·0.25)/10 = 0.214 for both; the unvisited one keeps the prior 0.07
+    assert df.loc["a", "lp"] == pytest.approx(0.214) and df.loc["b", "lp"] == pytest.approx(0.214)
+    assert df.loc["c", "lp"] == pytest.approx(0.07)
+    assert df.loc["a", "p_sample"] == pytest.approx(df.loc["b", "p_sample"])
+    # (0.214/0.07)^6 ≈ 816× the weight: only the uniform share (5%, a third each) reaches "c"
+    assert df.loc["a", "p_sample"] > 10 * df.loc["c", "p_sample"]

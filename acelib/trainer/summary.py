@@ -1,0 +1,121 @@
+"""The outcome of a training run in one object: did the policy get better within the RL run?
+
+Headline: the valid-submission rate on debug and improve tasks in the first third of the learner steps against the
+last third, with a two-sided two-proportion z-test (statsmodels). A valid response to an improve task that is a
+copy of its parent's script counts as not valid here: copying a working script is no progress. Rates by step type
+and the share of copies are reported next to it.
+
+    python -m acelib.trainer.summary [outputs/last_run.json | <run dir>]   # what `make train` ends with
+
+prints a short human summary, then, as its LAST line, one JSON object (steps, valid_rate_first_third,
+valid_rate_last_third, p_value, run_dir, mlflow_run_id, ...) that scripts can read.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+STEP_TYPES = ("draft", "debug", "improve")
+
+
+def _counts(rows: list[dict], kinds=("debug", "improve")) -> tuple[int, int]:
+    """(valid and changed, samples) over `rows` for the given task kinds."""
+    n = sum(int(r.get(f"samples/{k}", 0)) for r in rows for k in kinds)
+    x = sum(int(r.get(f"samples/valid_changed/{k}", 0)) for r in rows for k in kinds)
+    return x, n
+
+
+def headline(rows: list[dict]) -> dict:
+    """First third vs last third of the steps: valid rate on debug + improve tasks, z-test p-value, per-type rates."""
+    from statsmodels.stats.proportion import proportions_ztest
+
+    k = len(rows) // 3
+    first, last = rows[:k], rows[len(rows) - k:] if k else []
+    (x1, n1), (x2, n2) = _counts(first), _counts(last)
+    out = {"steps": len(rows), "thirds_of": k,
+           "valid_rate_first_third": x1 / n1 if n1 else None, "valid_rate_last_third": x2 / n2 if n2 else None,
+           "samples_first_third": n1, "samples_last_third": n2, "p_value": None}
+    if n1 and n2 and 0 < x1 + x2 < n1 + n2:
+        out["p_value"] = float(proportions_ztest([x2, x1], [n2, n1], alternative="two-sided")[1])
+    for t in STEP_TYPES:
+        for name, part in (("first", first), ("last", last)):
+            v, n = _counts(part, (t,))
+            out[f"{t}_valid_rate_{name}_third"] = v / n if n else None
+    samples = sum(int(r.get(f"samples/{t}", 0)) for r in rows for t in STEP_TYPES)
+    copies = sum(r.get("rate/identical_to_parent", 0.0) * sum(r.get(f"samples/{t}", 0) for t in STEP_TYPES)
+                 for r in rows)
+    out["identical_to_parent_share"] = copies / samples if samples else None
+    return out
+
+
+def run_summary(run_dir: str | Path, mlflow_run_id: str, tracking_uri: str = "") -> dict:
+    from acelib.trainer.run_dir import RunDir
+    run = RunDir(run_dir)
+    return {**headline(run.metrics()), "run_dir": str(run.path), "mlflow_run_id": mlflow_run_id,
+            "tracking_uri": tracking_uri}
+
+
+def report(summary: dict) -> str:
+    """The closing lines a person reads."""
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.0f}%"
+    p = summary.get("p_value")
+    verdict = ("a significant rise" if p is not None and p < 0.05 and
+               summary["valid_rate_last_third"] > summary["valid_rate_first_third"] else "no significant rise")
+    uri = summary.get("tracking_uri") or "sqlite:///outputs/mlflow.db"
+    return "\n".join([
+        f"run directory: {summary['run_dir']}",
+        f"MLflow run: {summary['mlflow_run_id']}  (UI: make mlflow-ui, or mlflow ui --backend-store-uri {uri})",
+        f"valid submissions on debug + improve tasks: {pct(summary['valid_rate_first_third'])} in the first third "
+        f"of {summary['steps']} steps → {pct(summary['valid_rate_last_third'])} in the last third "
+        f"({summary['samples_first_third']} vs {summary['samples_last_third']} responses; two-sided "
+        f"p = {'–' if p is None else f'{p:.3g}'}): {verdict}",
+        "by task kind (first → last third): " + ", ".join(
+            f"{t} {pct(summary[f'{t}_valid_rate_first_third'])} → {pct(summary[f'{t}_valid_rate_last_third'])}"
+            for t in STEP_TYPES),
+        f"responses identical to their parent script: {pct(summary['identical_to_parent_share'])}",
+    ])
+
+
+def main(argv: list[str]) -> None:
+    path = Path(argv[0] if argv else "outputs/last_run.json")
+    if path.is_dir():
+        info = json.loads((path / "run.json").read_text())
+        summary = run_summary(path, info.get("mlflow_run_id", ""))
+    else:
+        info = json.loads(path.read_text())
+        summary = run_summary(info["run_dir"], info["mlflow_run_id"], info.get("tracking_uri", ""))
+    print(report(summary))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+
+
+def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:
+    """What changed, on the same task: for the tasks whose children (the policy's attempts) span the most policy
+    versions, the earliest and the latest attempt (code, outcome), read from the run's buffer database."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{Path(run_dir) / 'buffer.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT parent_id, policy_version, valid, state FROM items WHERE parent_id IS NOT NULL "
+                          "ORDER BY parent_id, policy_version, created_seq").fetchall()
+        by_parent: dict[str, list] = {}
+        for parent, version, valid, state in rows:
+            by_parent.setdefault(parent, []).append((version, bool(valid), json.loads(state)))
+        spans = sorted(((kids[-1][0] - kids[0][0], p) for p, kids in by_parent.items() if len(kids) > 1), reverse=True)
+        out = []
+        for span, parent in spans[:pairs]:
+            task = json.loads(db.execute("SELECT state FROM items WHERE id = ?", (parent,)).fetchone()[0])
+            first, last = by_parent[parent][0], by_parent[parent][-1]
+            out.append({"task": parent, "competition_id": task["competition_id"],
+                        "task_kind": "draft" if not task["code"].strip() else ("improve" if task["valid"] else "debug"),
+                        **{f"{name}_{k}": v for name, (version, valid, st) in (("before", first), ("after", last))
+                           for k, v in (("policy_version", version), ("valid", valid),
+                                        ("code", st["code"][:max_chars]), ("verdict", st["validity_message"]))}})
+        return out
+    finally:
+        db.close()
