@@ -17,8 +17,11 @@ export PIP_NO_WARN_SCRIPT_LOCATION := 1
 
 # papermill parameters for `make train`, e.g. make train ARGS="-p steps 5 -p sampling uniform"
 ARGS ?=
+# `make serve`: the model to serve (a directory, a registry name, models:/<name>/<version>, runs:/<id>/<path>)
+MODEL ?=
+PORT ?= 8000
 
-.PHONY: setup test test-unit train bench lab mlflow-ui clean-outputs
+.PHONY: setup test test-unit train serve bench lab mlflow-ui clean-outputs
 setup:
 	@python3 tools/setup_env.py
 
@@ -34,6 +37,11 @@ train: setup
 	$(PY) -m papermill notebooks/train.ipynb outputs/train.ipynb -k python3 --log-output --no-progress-bar $(ARGS)
 	@$(PY) -m acelib.tracking outputs/train.ipynb || echo "(executed notebook not attached to MLflow: dry run?)"
 	@if [ -f outputs/last_run.json ]; then $(PY) -m acelib.trainer.summary outputs/last_run.json; fi
+
+# OpenAI-compatible API on 127.0.0.1:$(PORT) (vLLM); Ctrl-C stops it. More `vllm serve` flags: ARGS="-- --max-num-seqs 8"
+serve: setup
+	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=<model directory | registry name | models:/<name>/<version>> [PORT=8000]"; exit 2; }
+	$(PY) -m acelib.serve --model "$(MODEL)" --port $(PORT) $(ARGS)
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -22,6 +22,11 @@ test-score selection is leakage); it is only reported, as the `oracle_*` columns
 valid nodes), so the validation-selection gap can be measured. No valid node: the episode's submission is
 missing (the grader's report for a missing file).
 
+**Protocols**: `scratch` (the paper's: the episode starts empty, draft → debug → improve) or `seeded`
+(`start_states`: each episode starts from a given state, e.g. a held-out broken compact baseline from
+`acelib.agent.seeds.seed_states(..., split="eval")`; it is node 0 of the episode, `step_type` "seed", costs no step
+and stands for the drafting phase, so the search debugs or improves it first; it is never the final submission).
+
 Every episode of every competition and seed advances in lockstep: one batched policy call per step for all active
 episodes, then all their programs run concurrently in one `SandboxPool`, then `acelib.agent.step_batch` grades them.
 """
@@ -33,13 +38,15 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from acelib.agent.config import AgentConfig
 from acelib.config import ConfigError, from_dict, option, to_dict
 from acelib.sandbox.limits import Limits
+
+SEED_STEP = "seed"  # step_type of a seeded episode's given start node
 
 # Per-episode quantities that summary() averages over competitions (per seed), then mean ± SEM over seeds:
 # summary name -> dataframe column.
@@ -146,10 +153,16 @@ class EpisodeRecord:
     oracle_node: int | None        # best node by the hidden test score (reported only, never selected)
     stopped: str                   # "steps" (budget used) or "time" (wall-clock budget hit)
     wall_s: float
+    start_node: int | None = None  # seeded protocol: index of the given start state (0); None from scratch
 
     @property
     def key(self) -> str:
         return episode_key(self.competition_id, self.seed)
+
+    @property
+    def agent_nodes(self) -> list[NodeRecord]:
+        """The nodes the policy produced (the given start state excluded)."""
+        return [n for n in self.nodes if n.step_type != SEED_STEP]
 
     def row(self) -> dict[str, Any]:
         """The dataframe row: the final report's fields, the search statistics and the oracle columns."""
@@ -157,9 +170,10 @@ class EpisodeRecord:
         has_board = r.get("median_threshold") is not None
         final = self.nodes[self.final_node] if self.final_node is not None else None
         oracle = self.nodes[self.oracle_node].report if self.oracle_node is not None else None
-        outcomes = [n.outcome for n in self.nodes]
+        outcomes = [n.outcome for n in self.agent_nodes]
         return {
             "competition_id": self.competition_id, "seed": self.seed,
+            "protocol": "seeded" if self.start_node is not None else "scratch",
             "valid_submission": bool(r["valid_submission"]), "submission_exists": bool(r["submission_exists"]),
             "score": r["score"], "validation_score": final.validation_score if final else None,
             "any_medal": bool(r["any_medal"]), "gold_medal": bool(r["gold_medal"]),
@@ -168,7 +182,7 @@ class EpisodeRecord:
             # an invalid submission beats nobody; NaN only without a leaderboard
             "human_rank": r["human_rank"] if r["human_rank"] is not None else (0.0 if has_board else math.nan),
             "steps_to_first_valid": self.steps_to_first_valid,
-            "final_node": self.final_node, "steps": len(self.nodes), "stopped": self.stopped,
+            "final_node": self.final_node, "steps": len(outcomes), "stopped": self.stopped,
             "valid_nodes": outcomes.count("valid"), "invalid_nodes": outcomes.count("invalid"),
             "failed_nodes": outcomes.count("failed"), "format_errors": outcomes.count("format_error"),
             "masked_nodes": outcomes.count("masked"),
@@ -256,7 +270,7 @@ class EvalReport:
         out["competitions"] = float(len(self.competitions))
         out["seeds"] = float(len(self.seeds))
         out["episodes"] = float(len(self.episodes))
-        out["steps_run"] = float(sum(len(e.nodes) for e in self.episodes))
+        out["steps_run"] = float(sum(len(e.agent_nodes) for e in self.episodes))
         out["wall_s"] = float(self.wall_s)
         return out
 
@@ -308,8 +322,10 @@ def debuggable(nodes: Sequence[NodeRecord], max_debug_depth: int) -> list[int]:
 
 def select_parent(nodes: Sequence[NodeRecord], config: EvalConfig, rng: random.Random,
                   is_lower_better: bool) -> int | None:
-    """The node to expand next (None = a fresh draft): AIDE's draft → debug → improve-best policy."""
-    if sum(n.parent is None for n in nodes) < config.num_drafts:
+    """The node to expand next (None = a fresh draft): AIDE's draft → debug → improve-best policy. A given start
+    state (seeded protocol) stands for the drafting phase."""
+    seeded = any(n.step_type == SEED_STEP for n in nodes)
+    if not seeded and sum(n.parent is None for n in nodes) < config.num_drafts:
         return None
     if config.debug_prob > 0 and rng.random() < config.debug_prob:
         candidates = debuggable(nodes, config.max_debug_depth)
@@ -320,10 +336,23 @@ def select_parent(nodes: Sequence[NodeRecord], config: EvalConfig, rng: random.R
 
 # --- running --------------------------------------------------------------------------------------------------
 
+def seed_node(state) -> NodeRecord:
+    """Node 0 of a seeded episode: the given start state as the agent sees it (its hidden fields kept for the
+    report; it costs no step and earns no reward)."""
+    # the reward branches of acelib.agent.step: ran fine but invalid, crashed, unparsable, infrastructure failure
+    outcome = "valid" if state.valid else {"ok": "invalid", "format_error": "format_error",
+                                           "infra_error": "masked"}.get(state.exec_status, "failed")
+    return NodeRecord(index=0, parent=None, step_type=SEED_STEP, debug_depth=0, plan=state.plan, code=state.code,
+                      output=state.output, exec_status=state.exec_status, outcome=outcome,
+                      validity_message=state.validity_message, valid=state.valid, validation_score=state.score,
+                      test_score=state.test_score, reward=0.0, masked=outcome == "masked", duration_s=0.0,
+                      report=None)
+
+
 class _Episode:
     """Mutable search state of one competition x seed while the evaluation runs."""
 
-    def __init__(self, competition, seed: int):
+    def __init__(self, competition, seed: int, start=None):
         self.comp = competition
         self.seed = seed
         self.key = episode_key(competition.id, seed)
@@ -331,6 +360,11 @@ class _Episode:
         self.rng = random.Random(f"acelib-eval:{seed}:{competition.id}")
         self.nodes: list[NodeRecord] = []
         self.states: list = []      # child State of each node (what expanding it starts from)
+        self.given = 0              # 1 when the episode starts from a given state (seeded protocol)
+        if start is not None:
+            self.nodes.append(seed_node(start))
+            self.states.append(start)
+            self.given = 1
         self.stopped = ""
         self.finished_at: float | None = None
 
@@ -366,13 +400,32 @@ class _Episode:
 
     def record(self, started: float) -> EpisodeRecord:
         lower = self.comp.is_lower_better
-        final = best_node(self.nodes, lower)
-        first = next((n.index + 1 for n in self.nodes if n.valid), None)
+        own = self.nodes[self.given:]  # a given start state is never the agent's submission
+        final = best_node(own, lower)
+        first = next((n.index - self.given + 1 for n in own if n.valid), None)
         return EpisodeRecord(
             competition_id=self.comp.id, seed=self.seed, nodes=self.nodes, final_node=final,
             report=self.nodes[final].report if final is not None else _missing_report(self.comp),
-            steps_to_first_valid=first, oracle_node=oracle_node(self.nodes, lower), stopped=self.stopped,
-            wall_s=(self.finished_at or time.monotonic()) - started)
+            steps_to_first_valid=first, oracle_node=oracle_node(own, lower), stopped=self.stopped,
+            wall_s=(self.finished_at or time.monotonic()) - started, start_node=0 if self.given else None)
+
+
+def _start_states(start_states, comps, seeds) -> dict | None:
+    """competition id -> one start State per seed (None from scratch); bad input names the fix."""
+    if start_states is None:
+        return None
+    out = {}
+    for c in comps:
+        given = list(start_states.get(c.id, ()))
+        if not given:
+            raise ValueError(f"evaluate: start_states has no state for competition {c.id!r}; give every competition "
+                             "at least one (e.g. seed_states(ids, split='eval', improve=False))")
+        wrong = [s.competition_id for s in given if s.competition_id != c.id or not s.code.strip()]
+        if wrong:
+            raise ValueError(f"evaluate: start_states[{c.id!r}] must hold states of that competition with code, "
+                             f"got states of {wrong}")
+        out[c.id] = [given[i % len(given)] for i in range(len(seeds))]
+    return out
 
 
 def _missing_report(competition) -> dict:
@@ -386,7 +439,7 @@ def _missing_report(competition) -> dict:
 
 
 def evaluate(policy, competitions: Sequence, config: EvalConfig | None = None, seeds: Sequence[int] = (0,),
-             sandbox=None) -> EvalReport:
+             sandbox=None, start_states: Mapping[str, Sequence] | None = None, desc: str = "") -> EvalReport:
     """Run one episode per competition x seed with `policy` and grade each final submission.
 
     policy: a batched `Policy` (`policy(prompts, n=1, contexts=[PromptContext, ...])`).
@@ -394,6 +447,9 @@ def evaluate(policy, competitions: Sequence, config: EvalConfig | None = None, s
     seeds: one episode per seed; the seed drives the search's random choices (and is in the episode key that
       reaches the policy), so a sampling policy should be seeded separately by the caller.
     sandbox: a `SandboxPool` to reuse; None = a pool of `config.workers` built (and closed) here.
+    start_states: the seeded protocol: competition id -> start `State`s; the episode of the i-th seed starts from
+      `start_states[id][i % len]` (None = from scratch, the paper's protocol).
+    desc: a label in front of the progress bars (e.g. "base/seeded").
     """
     from tqdm.auto import tqdm
 
@@ -414,12 +470,14 @@ def evaluate(policy, competitions: Sequence, config: EvalConfig | None = None, s
     limits = config.sandbox_limits()
     hint = config.time_limit_hint_s()
     agent_cfg = config.agent
-    episodes = [_Episode(c, s) for s in seeds for c in comps]
+    starts = _start_states(start_states, comps, seeds)
+    episodes = [_Episode(c, s, starts[c.id][i] if starts else None) for i, s in enumerate(seeds) for c in comps]
     pool = sandbox if sandbox is not None else SandboxPool(workers=config.workers, limits=limits)
     started = time.monotonic()
-    ep_bar = tqdm(total=len(episodes), desc="episodes", unit="ep", disable=not config.progress, position=0)
-    step_bar = tqdm(total=len(episodes) * config.steps, desc="steps", unit="step", disable=not config.progress,
-                    position=1)
+    prefix = f"{desc} " if desc else ""
+    ep_bar = tqdm(total=len(episodes), desc=f"{prefix}episodes", unit="ep", disable=not config.progress, position=0)
+    step_bar = tqdm(total=len(episodes) * config.steps, desc=f"{prefix}steps", unit="step",
+                    disable=not config.progress, position=1)
     try:
         for k in range(config.steps):
             now = time.monotonic()
@@ -443,7 +501,7 @@ def evaluate(policy, competitions: Sequence, config: EvalConfig | None = None, s
                 e.add(parent, res)
             step_bar.update(len(active))
             step_bar.set_postfix(step=f"{k + 1}/{config.steps}",
-                                 valid=sum(any(n.valid for n in e.nodes) for e in episodes))
+                                 valid=sum(any(n.valid for n in e.nodes[e.given:]) for e in episodes))
         now = time.monotonic()
         for e in episodes:
             if not e.stopped:

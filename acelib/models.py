@@ -324,9 +324,14 @@ def load_model(name: str, dtype: str | None = None, device: str | None = None):
     return model.eval()
 
 
-def resolve_model_dir(model: str) -> str:
-    """The one model resolver (learner, engines, eval): a local HF directory as is; a registry name built or
-    resolved on first use; a hub id ("org/name", what `materialize` returns for hub models) as is."""
+def resolve_model_dir(model: str, tracking_uri: str | None = None) -> str:
+    """The one model resolver (learner, engines, eval, serving): a local HF directory as is; a registry name built
+    or resolved on first use; a hub id ("org/name", what `materialize` returns for hub models) as is; an MLflow
+    URI (`models:/<name>/<version>`, `models:/<name>@<alias>`, `runs:/<run id>/<path>`) downloaded once from
+    `tracking_uri` (None = $MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db) into the cache."""
+    if model.startswith(("models:/", "runs:/")):
+        from acelib.tracking import download_model
+        return str(download_model(model, tracking_uri, cache_root() / "mlflow"))
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--competitions", type=int, default=6, help="first N competitions of the preset's suite")
     ap.add_argument("--per-kind", type=int, default=1, help="held-out seeds per kind and competition")
     ap.add_argument("--samples", type=int, default=4, help="responses per seed")
+    ap.add_argument("--eval-competitions", type=int, default=0, help="measure on the first N of them (0 = all)")
+    ap.add_argument("--models", nargs="+", default=["base", "warm"], choices=("base", "warm"))
     ap.add_argument("--overrides", default="{}", help="JSON TrainConfig overrides")
     args = ap.parse_args()
 
@@ -51,9 +53,13 @@ def main() -> None:
         row = {"competitions": list(comps), "warm_start_kinds": list(cfg.warm_start.kinds),
                "warm_start_s": round(warm_s, 1),
                "warm_start": json.loads((warm / "warm_start.json").read_text())}
+        measured = dict(list(comps.items())[:args.eval_competitions or len(comps)])
+        row["measured_on"] = list(measured)
         for name, model in (("base", base), ("warm", str(warm))):
+            if name not in args.models:
+                continue
             t0 = time.perf_counter()
-            row[name] = success_by_kind(model, comps, KINDS, args.per_kind, args.samples, cfg, split="eval")
+            row[name] = success_by_kind(model, measured, KINDS, args.per_kind, args.samples, cfg, split="eval")
             row[f"{name}_s"] = round(time.perf_counter() - t0, 1)
             print(json.dumps({fmt: {name: {k: v["valid_rate"] for k, v in row[name].items()}}}), file=sys.stderr,
                   flush=True)

@@ -109,7 +109,8 @@ if not cfg.dry_run:
     print(report(result.summary))
     (ROOT / "outputs").mkdir(exist_ok=True)
     (ROOT / "outputs" / "last_run.json").write_text(json.dumps({"run_dir": str(result.run_dir),
-        "mlflow_run_id": result.mlflow_run_id, "tracking_uri": cfg.tracking_uri}))
+        "mlflow_run_id": result.mlflow_run_id, "tracking_uri": cfg.tracking_uri,
+        "registered_model": result.summary.get("registered_model")}))
 else:
     (ROOT / "outputs" / "last_run.json").unlink(missing_ok=True)  # a dry run produces no MLflow run
     print("dry run OK:", result["ok"])

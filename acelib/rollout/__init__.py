@@ -2,7 +2,9 @@
 
 `make_engine(cfg, model, backend, seed)` builds one of
 - `hf`   (acelib.rollout.hf.HFEngine): transformers `generate`; always available, the reference implementation;
-- `vllm` (acelib.rollout.vllm_engine.VLLMEngine): vLLM, 1.5–3× faster on CPU and the only choice at GPU scale.
+- `vllm` (acelib.rollout.vllm_engine.VLLMEngine): vLLM, 1.5–3× faster on CPU and the only choice at GPU scale;
+- `openai` (acelib.rollout.openai_engine.EndpointEngine): any OpenAI-compatible endpoint, for evaluation only
+  (a served policy, a baseline model elsewhere); never chosen by "auto".
 
 Importing this package loads neither torch nor vLLM; the backend modules are imported by `make_engine`.
 """
@@ -19,7 +21,7 @@ __all__ = ["Engine", "Messages", "RolloutConfig", "Sample", "SamplingParams", "c
            "resolve_model_dir"]
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "hf", "vllm")
+BACKENDS = ("auto", "hf", "vllm", "openai")
 
 
 def choose_backend(backend: str = "auto") -> str:
@@ -35,9 +37,17 @@ def choose_backend(backend: str = "auto") -> str:
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
-def make_engine(rollout_cfg: RolloutConfig, model: str, backend: str = "auto", seed: int = 0) -> Engine:
-    """A ready engine for `model` (directory or registry name) on `backend` ("auto" | "hf" | "vllm")."""
+def make_engine(rollout_cfg: RolloutConfig, model: str, backend: str = "auto", seed: int = 0,
+                endpoint=None) -> Engine:
+    """A ready engine for `model` (directory, registry name, models:/ or runs:/ URI) on `backend` ("auto" | "hf" |
+    "vllm"), or, with backend "openai", for the `endpoint` (an `EndpointConfig`; `model` is unused)."""
     chosen = choose_backend(backend)
+    if chosen == "openai":
+        from acelib.rollout.openai_engine import EndpointEngine
+        if endpoint is None:
+            raise ValueError("backend 'openai' needs endpoint=EndpointConfig(base_url=..., model=...)")
+        log.info("rollout engine: openai endpoint %s (model %s)", endpoint.base_url, endpoint.model)
+        return EndpointEngine(endpoint, seed=seed)
     model_dir = resolve_model_dir(model)
     log.info("rollout engine: %s (requested %s) for %s", chosen, backend, model_dir)
     if chosen == "vllm":

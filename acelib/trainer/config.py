@@ -59,7 +59,8 @@ class ResourcesConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    model: str = option("smollm2-135m", "model name in acelib.models (also the default preset: params/<model>.yaml)")
+    model: str = option("smollm2-135m", "model name in acelib.models (also the default preset: params/<model>.yaml), a "
+                                        "Hugging Face directory, or an MLflow URI (models:/<name>/<version>, runs:/...)")
     suite: str = option("train", "offline suite whose competitions are the training tasks", choices=("train", "lite-mini"))
     competitions: list[str] = option(default_factory=list, help="subset of the suite's competition ids ([] = all)")
     steps: int = option(12, "learner steps (optimizer updates) to run; the paper used 400")
@@ -73,8 +74,8 @@ class TrainConfig:
     group_size: int = option(4, "G: responses sampled per task; GRPO advantages are relative within a group")
     max_staleness: int = option(1, "admission control: generation may run at most this many learner steps ahead "
                                    "(0 = on-policy; must be 0 in sync mode)")
-    backend: str = option("auto", "rollout engine: vllm, hf (transformers generate) or auto (vllm if it works here)",
-                          choices=("auto", "vllm", "hf"))
+    backend: str = option("auto", "rollout engine: vllm, hf (transformers generate) or auto (vllm if it works here); "
+                                  "'openai' (an endpoint) is for evaluation only", choices=("auto", "vllm", "hf", "openai"))
     temperature: float = option(1.0, "sampling temperature of the rollouts; the learner scores softmax(logits / "
                                      "temperature), the density the samples came from")
     top_p: float = option(1.0, "nucleus sampling mass: must stay 1 for training (the learner cannot reproduce a "
@@ -90,6 +91,13 @@ class TrainConfig:
     dry_run: bool = option(False, "validate the whole configuration and print the resource plan; start nothing")
     checkpoint_every: int = option(1, "save a full checkpoint (learner, buffer, sampler) every N steps")
     keep_checkpoints: int = option(2, "how many recent checkpoints to keep on disk")
+    checkpoint_artifacts: str = option(
+        "reference", "what MLflow records of each checkpoint: 'reference' (an index of where the checkpoints are on "
+        "disk: they are large), 'copy' (upload them as artifacts too), 'none' (docs/trainer.md)",
+        choices=("none", "reference", "copy"))
+    keep_checkpoint_artifacts: int = option(1, "with checkpoint_artifacts='copy': newest copies kept in MLflow")
+    registered_model_name: str = option("", "name of the final policy in the MLflow model registry ('' = "
+                                            "acelib-<model>)")
     max_masked_share: float = option(
         0.5, "a learner step whose samples are infra-masked (generation, execution or grading faults) beyond this "
         "share fails the run loudly: a broken sandbox or grader must not train silently on nothing")
@@ -123,6 +131,9 @@ class TrainConfig:
         if self.mode == "sync" and self.max_staleness != 0:
             raise ConfigError(f"mode='sync' is strictly on-policy: set max_staleness=0 (got {self.max_staleness}), "
                               "or use mode='async'")
+        if self.backend == "openai":
+            raise ConfigError("backend='openai' is for evaluation only: training needs the sampled token ids and "
+                              "behaviour log-probs of a local engine (vllm or hf)")
         if not 0.0 < self.max_masked_share <= 1.0:
             raise ConfigError("max_masked_share must lie in (0, 1]")
         if self.temperature <= 0 or self.top_p < 1.0 or self.top_k != 0:
@@ -272,9 +283,11 @@ def resolve(model: str | None = None, params_file: str | None = None, overrides:
 
 def check_preset_against_model(cfg: TrainConfig) -> list[str]:
     """Disagreements between a preset's GPU layout and the model registry's (acelib.models) for that model."""
-    from acelib.models import get_spec
+    from acelib.models import SPECS
 
-    spec, r = get_spec(cfg.model).resources, cfg.resources
+    if cfg.model not in SPECS:   # a directory or an MLflow URI: no registry entry to compare with
+        return []
+    spec, r = SPECS[cfg.model].resources, cfg.resources
     if spec.gpus == 0:
         return [] if r.gpus_per_engine == 0 and r.learner_gpus == 0 else [
             f"{cfg.model} is a CPU model in acelib.models but the preset asks for GPUs"]

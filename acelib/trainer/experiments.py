@@ -117,12 +117,15 @@ def last_run_model(last_run_json: str = "outputs/last_run.json") -> str:
 def engine_logs(log_file: str | Path):
     """Send engine output to `log_file` while the block runs: file descriptors 1 and 2 (C-level prints and every
     process started inside, e.g. vLLM's engine core), the `vllm`, `transformers` and `torch` loggers, Python
-    warnings and transformers' progress bars. `sys.stdout`/`sys.stderr` are untouched, so the caller's own prints and
-    tqdm bars still show (in a notebook they are not file descriptors 1 and 2)."""
+    warnings and transformers' progress bars. The caller's own prints and tqdm bars still show: `sys.stdout` and
+    `sys.stderr` keep writing where they did (a notebook's streams are not descriptors 1 and 2; a terminal's are
+    re-pointed at the original descriptors)."""
     path = Path(log_file).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     # vLLM configures its loggers from this file when first imported (here or in its engine process)
-    cfg_path = path.with_suffix(".logging.json")
+    cfg_fd, cfg_name = tempfile.mkstemp(prefix="acelib-vllm-logging-", suffix=".json")
+    os.close(cfg_fd)
+    cfg_path = Path(cfg_name)
     cfg_path.write_text(json.dumps({
         "version": 1, "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(levelname)s %(asctime)s %(name)s: %(message)s"}},
@@ -171,6 +174,7 @@ def engine_logs(log_file: str | Path):
         for n, (handlers, propagate) in saved.items():
             logging.getLogger(n).handlers, logging.getLogger(n).propagate = handlers, propagate
         handler.close()
+        cfg_path.unlink()
         if env_before is None:
             os.environ.pop("VLLM_LOGGING_CONFIG_PATH")
         else:

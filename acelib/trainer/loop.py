@@ -223,6 +223,7 @@ class Orchestrator:
         self.run_id = mlrun.info.run_id
         if not info.get("mlflow_run_id"):
             tracking.log_params(to_dict(cfg))
+            tracking.set_description(tracking.describe("GRPO training", self._description_fields()))
             run.write(mlflow_run_id=self.run_id)
         # Steps after the last checkpoint are redone; committed ones a crash kept out of MLflow are logged now.
         done = [m for m in run.metrics() if m["step"] <= self.step]
@@ -232,6 +233,13 @@ class Orchestrator:
             if row["step"] not in logged:
                 tracking.log_metrics(row, step=row["step"])
         self.rows = list(done)
+
+    def _description_fields(self) -> dict:
+        cfg = self.cfg
+        return {"model": cfg.model, "sampling": cfg.sampling, "mode": cfg.mode, "steps": cfg.steps,
+                "groups per step": f"{cfg.tasks_per_step} x {cfg.group_size}", "response format":
+                cfg.agent.response_format, "warm start": "on" if cfg.warm_start.enabled else "off",
+                "run directory": str(self.run_dir.path)}
 
     def _restore_buffer(self, ckpt) -> None:
         """The buffer exactly as of the checkpoint's learner step (or empty when no step was committed)."""
@@ -262,13 +270,13 @@ class Orchestrator:
         import ray
 
         from acelib.curriculum import Curriculum
-        from acelib.models import materialize
+        from acelib.models import resolve_model_dir
         from acelib.rollout.base import SamplingParams
         from acelib.trainer.actors import CONCURRENCY_GROUPS, RolloutWorker
         from acelib.trainer.learner_group import LearnerGroup, _get
 
         cfg, comps, r = self.cfg, self.comps, self.cfg.resources
-        model_dir = str(materialize(cfg.model))
+        model_dir = resolve_model_dir(cfg.model, cfg.tracking_uri)   # a registry name, a directory or an MLflow URI
         if cfg.warm_start.enabled:   # the policy RL starts from (and the KL reference, when beta > 0)
             from acelib.trainer.warmstart import warm_start
             model_dir = str(warm_start(cfg, model_dir, competitions))
@@ -446,6 +454,7 @@ class Orchestrator:
         if checkpoint:
             run.mark_done(self.step)
             run.prune_checkpoints(cfg.keep_checkpoints)
+            tracking.log_checkpoint(cdir, self.step, mode=cfg.checkpoint_artifacts, keep=cfg.keep_checkpoint_artifacts)
             for r in self.uncommitted:
                 tracking.log_metrics(r, step=int(r["train/step"]))
             self.uncommitted = []
@@ -468,6 +477,11 @@ class Orchestrator:
         ray.get(self.pending_reports)
         self.final_model = self.run_dir.path / "final_model"
         self.learner.call("export_hf", str(self.final_model))
+        from acelib import tracking
+        self.registered = tracking.log_policy_model(
+            self.final_model, self.cfg.registered_model_name or f"acelib-{Path(self.cfg.model).name}",
+            description=f"GRPO policy of run {self.run_dir.path.name} ({self.cfg.model}, {self.cfg.steps} steps)")
+        self.run_dir.write(registered_model=self.registered.uri)
         snap = ray.get(self.cur.export.remote(str(self.run_dir.path / "buffer_snapshot.parquet")))
         log_artifacts(self.run_dir, snap, self.rows)
         self.summary = self._summarize()
@@ -485,6 +499,9 @@ class Orchestrator:
         tracking.log_metrics({f"summary/{k}": v for k, v in summary.items() if isinstance(v, (int, float))},
                              step=self.step)
         mlflow.log_artifact(str(self.run_dir.path / "summary.json"), artifact_path="run")
+        tracking.set_description(tracking.describe("GRPO training", self._description_fields(), headline={
+            k: summary[k] for k in ("valid_rate_first_third", "valid_rate_last_third", "p_value")}))
+        summary["registered_model"] = self.registered.uri
         print(report(summary), flush=True)
         return summary
 

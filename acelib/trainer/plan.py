@@ -31,11 +31,11 @@ def actor_plan(cfg: TrainConfig) -> list[dict]:
 
 def resource_plan(cfg: TrainConfig) -> dict:
     """What this configuration will start, and where (printed by dry_run and at the start of every run)."""
-    from acelib.models import get_spec, resource_plan as model_plan
+    from acelib.models import SPECS, resource_plan as model_plan
 
     r = cfg.resources
     return {
-        "model": model_plan(get_spec(cfg.model)),
+        "model": model_plan(SPECS[cfg.model]) if cfg.model in SPECS else {"model": cfg.model, "source": "path or URI"},
         "ray": {"address": r.ray_address or "local (in-process)", "num_cpus": r.num_cpus or os.cpu_count()},
         "actors": actor_plan(cfg),
         "total_gpus": gpus_needed(cfg),
@@ -51,9 +51,10 @@ def resource_plan(cfg: TrainConfig) -> dict:
 
 def check_machine(cfg: TrainConfig) -> None:
     """Fail fast (before Ray, data or models start) when this machine cannot run the preset locally."""
-    from acelib.models import check_resources as check_model
+    from acelib.models import SPECS, check_resources as check_model
 
-    check_model(cfg.model)
+    if cfg.model in SPECS:
+        check_model(cfg.model)
     needed = gpus_needed(cfg)
     if needed > 0 and not cfg.resources.ray_address:
         import torch

@@ -75,7 +75,8 @@ def report(summary: dict) -> str:
             f"{t} {pct(summary[f'{t}_valid_rate_first_third'])} → {pct(summary[f'{t}_valid_rate_last_third'])}"
             for t in STEP_TYPES),
         f"responses identical to their parent script: {pct(summary['identical_to_parent_share'])}",
-    ])
+    ] + ([f"final policy: {summary['registered_model']} (MLflow model registry)"]
+         if summary.get("registered_model") else []))
 
 
 def main(argv: list[str]) -> None:
@@ -86,6 +87,7 @@ def main(argv: list[str]) -> None:
     else:
         info = json.loads(path.read_text())
         summary = run_summary(info["run_dir"], info["mlflow_run_id"], info.get("tracking_uri", ""))
+        summary["registered_model"] = info.get("registered_model")
     print(report(summary))
     print(json.dumps(summary))
 

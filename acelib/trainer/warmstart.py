@@ -37,12 +37,12 @@ class WarmStartConfig:
         ("file_name", "missing_import", "makedirs", "header"),
         "mutation kinds whose repairs the warm start imitates (acelib.tasks.suites.mutations.KINDS); RL should "
         "train on other kinds (seeds.kinds), where the policy is neither hopeless nor saturated")
-    examples_per_competition: int = option(2, "expert repairs per training competition (train split)")
+    examples_per_competition: int = option(3, "expert repairs per training competition (train split)")
     drafts: bool = option(False, "also imitate drafting: the root prompt → its compact baseline (script format)")
     epochs: int = option(2, "passes over the examples")
     lr: float = option(3e-5, "peak learning rate (linear warm-up over 10% of the steps, then constant)")
     batch_size: int = option(1, "examples per optimizer step")
-    max_length: int = option(2048, "longest prompt + response in tokens; longer examples are dropped")
+    max_length: int = option(3072, "longest prompt + response in tokens; longer examples are dropped")
 
     def validate(self) -> None:
         if self.examples_per_competition < 0 or self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -84,12 +84,12 @@ def expert_response(state, fixed: str, response_format: str) -> str:
     """What an expert answers to `state`: a one-line plan, then the fix in the run's response format."""
     from acelib.agent.policy import fenced
     if not state.code.strip():
-        return "A simple, robust baseline: read the data, fit a standard model, validate, write the submission.\n\n" \
-               + fenced(fixed)
+        return fenced(fixed, "A simple, robust baseline: read the data, fit a standard model, validate, write the "
+                             "submission.")
     plan = "The last run failed; this fixes the line that broke it and keeps the rest of the script."
     if response_format == "edit":
-        return f"{plan}\n\n{edit_blocks(state.code, fixed)}"
-    return f"{plan}\n\n{fenced(fixed)}"
+        return f"{plan}\n\n{edit_blocks(state.code, fixed)}\n"
+    return fenced(fixed, plan)
 
 
 def examples(cfg, competitions: dict[str, str]) -> list[tuple[list[dict], str]]:

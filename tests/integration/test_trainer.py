@@ -115,9 +115,20 @@ def test_resume_after_sigkill_is_continuous(tracking, tmp_path):
 def test_eval_ablations_analysis_notebooks_run_tiny(tracking, tmp_path):
     uri, _ = tracking
     from acelib.tasks.suites import SUITES
+    from acelib.models import materialize
     lite = list(SUITES["lite-mini"][:1])
-    _papermill("eval.ipynb", tmp_path / "eval.ipynb", {"model": "tiny", "competitions": lite, "steps": 1,
-                                                       "backend": "hf", "max_new_tokens": 32, "tracking_uri": uri})
+    # base vs "trained" (a directory; the default would be outputs/last_run.json), both protocols, 3 seeds
+    _papermill("eval.ipynb", tmp_path / "eval.ipynb", {"model": "tiny", "trained": str(materialize("tiny")),
+                                                       "competitions": lite, "steps": 1, "backend": "hf",
+                                                       "max_new_tokens": 32, "tracking_uri": uri})
+    from acelib import tracking as tr
+    runs = tr.search_runs(uri, "acelib")
+    evals = runs[runs["tags.acelib.kind"] == "eval-parent"]
+    assert len(evals) == 1
+    kids = runs[runs["tags.mlflow.parentRunId"] == evals["run_id"].iloc[0]]
+    assert sorted(kids["tags.acelib.policy"]) == ["base", "trained"]
+    assert {"metrics.scratch/valid_rate_mean", "metrics.seeded/valid_rate_mean", "metrics.seeded/tokens/prompt"} \
+        <= set(kids.columns)
     _papermill("ablations.ipynb", tmp_path / "ablations.ipynb",
                {"model": "tiny", "steps": 1, "competitions": _two_competitions(), "tracking_uri": uri,
                 "overrides": {"output_dir": str(tmp_path / "runs")}})
@@ -128,3 +139,5 @@ def test_eval_ablations_analysis_notebooks_run_tiny(tracking, tmp_path):
     assert len(parents) == 1
     children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
     assert sorted(children["tags.acelib.sampling"]) == ["lp", "no_buffer", "uniform"]
+    note = parents["tags.mlflow.note.content"].iloc[0]   # the parent's description names its children's modes
+    assert "lp, uniform, no_buffer" in note and "uniform s0: valid rate, last third" in note
