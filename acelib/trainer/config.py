@@ -36,7 +36,15 @@ class ResourcesConfig:
     learner_gpus: int = option(0, "GPUs of the learner: one DeepSpeed rank per GPU (0 on CPU)")
     learner_ranks: int = option(
         1, "CPU only (learner_gpus = 0): learner processes forming one gloo process group (DeepSpeed ZeRO across them)")
-    sandbox_workers: int | None = option(None, "concurrent sandbox executions per rollout worker (None = cores)")
+    sandbox_workers: int | None = option(None, "concurrent sandbox executions per rollout worker, or per executor when "
+                                               "executors > 0 (None = cores)")
+    executors: int = option(0, "executor actors that run the agents' programs (acelib.sandbox.executor), each a "
+                               "sandbox pool on a node with `executor_resource`; 0 = every rollout worker runs its own "
+                               "pool on its node (one machine)")
+    executor_resource: str = option("executor", "custom Ray resource an executor asks for (1 each): only nodes started "
+                                                "with --resources '{\"executor\": N}' get executors; '' = any node")
+    rollout_resource: str = option("", "custom Ray resource each rollout worker asks for (1 each; '' = none)")
+    learner_resource: str = option("", "custom Ray resource each learner rank asks for (1 each; '' = none)")
     torch_threads: int | None = option(None, "torch intra-op threads of the learner and hf-rollout actors (None = all "
                                              "cores; Ray otherwise leaves an actor with num_cpus=0 a single thread)")
     object_store_mb: int = option(512, "Ray object store size in MiB for a local Ray (small: we ship weights via files)")
@@ -53,6 +61,8 @@ class ResourcesConfig:
             raise ConfigError("resources.rollout_workers must be ≥ 1")
         if self.gpus_per_engine < 0 or self.learner_gpus < 0 or self.learner_ranks < 1:
             raise ConfigError("resources.gpus_per_engine and learner_gpus must be ≥ 0, learner_ranks ≥ 1")
+        if self.executors < 0:
+            raise ConfigError("resources.executors must be ≥ 0")
         if self.learner_gpus > 0 and self.learner_ranks != 1:
             raise ConfigError("resources.learner_ranks is for CPU learners; on GPUs set learner_gpus (one rank per GPU)")
 

@@ -292,10 +292,13 @@ class Orchestrator:
             std_scaling=comps.grpo.std_scaling, reward_bounds=comps.agent.reward.bounds)
         self.learner = LearnerGroup(r.learner_processes, model_dir, comps.learner, comps.grpo,
                                     temperature=cfg.temperature, seed=cfg.seed, weights_root=str(self.weights_root),
-                                    gpus_per_rank=1 if r.learner_gpus else 0, torch_threads=r.torch_threads,
+                                    gpus_per_rank=1 if r.learner_gpus else 0,
+                                    resources={r.learner_resource: 1.0} if r.learner_resource else None,
+                                    torch_threads=r.torch_threads,
                                     start_timeout_s=r.start_timeout_s, log_dir=str(self.run_dir.logs_dir))
         # A worker whose process dies is restarted by Ray (its rollouts in flight return to the buffer).
         worker = ray.remote(num_cpus=0, num_gpus=r.gpus_per_engine, max_restarts=-1, max_task_retries=0,
+                            resources={r.rollout_resource: 1.0} if r.rollout_resource else None,
                             concurrency_groups=CONCURRENCY_GROUPS)(self.worker_cls or RolloutWorker)
         self.workers = [worker.remote(i, model_dir, cfg.backend, comps.rollout, sampling, cfg.group_size, competitions,
                                       comps.sandbox, r.sandbox_workers, comps.agent,

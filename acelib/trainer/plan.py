@@ -10,19 +10,29 @@ from acelib.trainer.config import TrainConfig, check_preset_against_model, gpus_
 ROLLOUTS_PER_WORKER = 2
 
 
+def _named(name: str) -> dict[str, float]:
+    return {name: 1.0} if name else {}
+
+
 def actor_plan(cfg: TrainConfig) -> list[dict]:
-    """One entry per actor: its name, the Ray resources it asks for, and what it runs."""
+    """One entry per actor: its name, the Ray resources it asks for (where Ray may place it), and what it runs."""
     r, comps = cfg.resources, cfg.components()
-    actors = [{"actor": "curriculum", "num_cpus": 0, "num_gpus": 0,
+    pool = r.sandbox_workers or os.cpu_count()
+    actors = [{"actor": "curriculum", "num_cpus": 0, "num_gpus": 0, "resources": {},
                "runs": f"Evolving Data Buffer + {cfg.sampling} sampler (SQLite in the run directory)"}]
     for i in range(r.rollout_workers):
         actors.append({"actor": f"rollout_worker_{i}", "num_cpus": 0, "num_gpus": r.gpus_per_engine,
+                       "resources": _named(r.rollout_resource),
                        "runs": f"{cfg.backend} engine (tensor_parallel_size {comps.rollout.tensor_parallel_size}), "
-                               f"{ROLLOUTS_PER_WORKER} rollouts at a time, sandbox pool of "
-                               f"{r.sandbox_workers or os.cpu_count()} executions"})
+                               f"{ROLLOUTS_PER_WORKER} rollouts at a time, "
+                               + (f"programs on the executors" if r.executors else f"sandbox pool of {pool}")})
+    for i in range(r.executors):
+        actors.append({"actor": f"executor_{i}", "num_cpus": 0, "num_gpus": 0,
+                       "resources": _named(r.executor_resource), "runs": f"sandbox pool of {pool} executions"})
     n = r.learner_processes
     for i in range(n):
         actors.append({"actor": f"learner_rank_{i}", "num_cpus": 0, "num_gpus": 1 if r.learner_gpus else 0,
+                       "resources": _named(r.learner_resource),
                        "runs": f"DeepSpeed ZeRO-{cfg.learner.zero_stage} rank {i} of {n} "
                                f"({'nccl' if r.learner_gpus else 'gloo'})"
                                + (", optimizer offloaded to CPU" if cfg.learner.offload_optimizer else "")})
@@ -65,15 +75,23 @@ def check_machine(cfg: TrainConfig) -> None:
                                f"resources.ray_address set, or use -p model smollm2-135m (the CPU model).")
 
 
+def needed_resources(cfg: TrainConfig) -> dict[str, float]:
+    """Ray resources the whole plan asks for: GPUs and every custom resource."""
+    needed: dict[str, float] = {}
+    for a in actor_plan(cfg):
+        if a["num_gpus"]:
+            needed["GPU"] = needed.get("GPU", 0.0) + a["num_gpus"]
+        for k, v in a["resources"].items():
+            needed[k] = needed.get(k, 0.0) + v
+    return needed
+
+
 def check_cluster(cfg: TrainConfig, available: dict[str, float]) -> None:
     """Fail fast, naming what is missing, when the Ray cluster cannot place every actor of the plan (instead of
     Ray's scheduler waiting forever for resources that will never appear)."""
-    needed: dict[str, float] = {}
-    for a in actor_plan(cfg):
-        needed["GPU"] = needed.get("GPU", 0.0) + a["num_gpus"]
-    missing = {k: (v, available.get(k, 0.0)) for k, v in needed.items() if v > available.get(k, 0.0)}
+    missing = {k: (v, available.get(k, 0.0)) for k, v in needed_resources(cfg).items() if v > available.get(k, 0.0)}
     if missing:
         what = ", ".join(f"{k}: needs {v:g}, the cluster has {have:g}" for k, (v, have) in missing.items())
         raise RuntimeError(f"the Ray cluster cannot place this run's actors ({what}). Add nodes with those "
-                           f"resources (ray start --address ... --num-gpus N), or lower resources.* in the preset; "
-                           f"`-p dry_run True` prints the plan per actor.")
+                           f"resources (ray start --address ... --num-gpus N / --resources '{{\"executor\": N}}'), or "
+                           f"lower resources.* in the preset; `-p dry_run True` prints the plan per actor.")

@@ -102,3 +102,14 @@ def test_dry_run_plans_every_actor():
     with pytest.raises(RuntimeError, match="GPU: needs 16, the cluster has 8"):
         check_cluster(resolve("ace30b"), {"CPU": 64.0, "GPU": 8.0})
     check_cluster(resolve("tiny"), {"CPU": 2.0})
+
+
+def test_a_plan_the_cluster_cannot_place_fails_naming_the_missing_resources():
+    from acelib.trainer.plan import check_cluster, needed_resources, resource_plan
+    cfg = resolve("tiny", None, {"resources": {"executors": 2, "rollout_resource": "engine"}})
+    assert needed_resources(cfg) == {"executor": 2.0, "engine": 1.0}
+    executors = [a for a in resource_plan(cfg)["actors"] if a["actor"].startswith("executor_")]
+    assert [a["resources"] for a in executors] == [{"executor": 1.0}] * 2
+    with pytest.raises(RuntimeError, match="engine: needs 1, the cluster has 0, executor: needs 2, the cluster has 1"):
+        check_cluster(cfg, {"CPU": 4.0, "executor": 1.0})
+    check_cluster(cfg, {"CPU": 4.0, "executor": 2.0, "engine": 1.0})
