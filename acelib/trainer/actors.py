@@ -30,16 +30,19 @@ CONCURRENCY_GROUPS = {"rollout": ROLLOUTS_PER_WORKER, "io": 1}
 class RolloutWorker:
     def __init__(self, worker_index: int, model: str, backend: str, rollout_cfg, sampling, group_size: int,
                  competitions: dict[str, str], sandbox_limits, sandbox_workers: int | None, agent_cfg, seed: int,
-                 torch_threads: int | None = None, log_file: str | None = None):
+                 torch_threads: int | None = None, log_file: str | None = None, executors: list | None = None):
         redirect_output(log_file)
         from acelib.rollout import make_engine
         from acelib.sandbox import SandboxPool
+        from acelib.sandbox.executor import ExecutorClient
         from acelib.tasks import load
 
         set_torch_threads(torch_threads)  # the hf engine's generate; rollout.hf_threads, when set, wins
         self.index = worker_index
         self.engine = make_engine(rollout_cfg, model, backend=backend, seed=seed)
-        self.pool = SandboxPool(workers=sandbox_workers, limits=sandbox_limits)
+        # Programs run on the executor tier (other nodes) when there is one, else in this worker's own pool.
+        self.pool = (ExecutorClient(executors, limits=sandbox_limits) if executors
+                     else SandboxPool(workers=sandbox_workers, limits=sandbox_limits))
         self.competitions = {cid: load(root) for cid, root in competitions.items()}
         self.sampling = sampling
         self.group_size = group_size

@@ -115,11 +115,13 @@ class LearnerGroup:
 
     def __init__(self, ranks: int, model_dir: str, learner_cfg, grpo_cfg, *, temperature: float, seed: int,
                  weights_root: str, gpus_per_rank: float = 0.0, resources: dict[str, float] | None = None,
-                 torch_threads: int | None = None, start_timeout_s: float = 600.0, log_dir: str | None = None):
+                 torch_threads: int | None = None, start_timeout_s: float = 600.0, log_dir: str | None = None,
+                 scheduling_strategy=None):
         import ray
         if ranks < 1:
             raise ValueError(f"a learner group needs ≥ 1 rank, got {ranks}")
-        actor = ray.remote(num_cpus=0, num_gpus=gpus_per_rank, resources=resources or None)(LearnerRank)
+        actor = ray.remote(num_cpus=0, num_gpus=gpus_per_rank, resources=resources or None,
+                           scheduling_strategy=scheduling_strategy)(LearnerRank)
         self.ranks = [actor.remote(r, ranks, weights_root, torch_threads,
                                    f"{log_dir}/learner_rank_{r}.log" if log_dir else None) for r in range(ranks)]
         self.weights_root = weights_root

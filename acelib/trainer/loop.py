@@ -32,6 +32,8 @@ from acelib.trainer.run_dir import RunDir
 from acelib.trainer.staleness import AdmissionControl
 
 STEP_TYPES = ("draft", "debug", "improve")
+# What a sample's traceback names when the executor running its program died (Ray's actor errors).
+EXECUTOR_LOST = ("ActorDiedError", "ActorUnavailableError", "RayActorError")
 
 
 @dataclasses.dataclass
@@ -104,6 +106,8 @@ def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, f
         "staleness/mean": float(np.mean(stale)) if stale else 0.0,
         "staleness/max": float(np.max(stale)) if stale else 0.0,
         "rollout/tokens_per_s": sum(g.gen_tokens for g in groups) / gen_s if gen_s > 0 else 0.0,
+        "rollout/gen_s": gen_s,                                              # summed over the groups
+        "rollout/exec_s_max": max((g.exec_s for g in groups), default=0.0),  # the slowest group's executions
         "sandbox/latency_s": float(np.mean(lat)) if lat else 0.0,
     }
     for t in STEP_TYPES:   # validity by the kind of task answered (a valid copy of an improve seed is no progress)
@@ -149,6 +153,7 @@ class Orchestrator:
         self.worker_cls = rollout_worker_cls
         self.cur = self.learner = None
         self.workers: list = []
+        self.executors: list = []
         self.started_ray = False
         self.step = 0
         self.policy_version = 0
@@ -269,6 +274,8 @@ class Orchestrator:
     def _start_actors(self, competitions: dict[str, str], ckpt) -> None:
         import ray
 
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         from acelib.curriculum import Curriculum
         from acelib.models import resolve_model_dir
         from acelib.rollout.base import SamplingParams
@@ -286,7 +293,11 @@ class Orchestrator:
         # differently per worker and per resume (a resumed run must not replay the sampling noise of its start).
         sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                   max_new_tokens=cfg.max_new_tokens)
-        self.cur = ray.remote(num_cpus=0)(Curriculum).remote(
+        # Actors that ask for no GPU and no named resource stay on the driver's node: they read the competitions
+        # and write the run directory by the driver's paths (the curriculum's SQLite, learner checkpoints). An
+        # executor node going away must not take them with it.
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+        self.cur = ray.remote(num_cpus=0, scheduling_strategy=here)(Curriculum).remote(
             str(self.run_dir.buffer_path), comps.buffer, comps.sampler, list(competitions),
             seed_states(cfg, list(competitions)), batch_size=cfg.tasks_per_step, seed=cfg.seed,
             std_scaling=comps.grpo.std_scaling, reward_bounds=comps.agent.reward.bounds)
@@ -294,16 +305,25 @@ class Orchestrator:
                                     temperature=cfg.temperature, seed=cfg.seed, weights_root=str(self.weights_root),
                                     gpus_per_rank=1 if r.learner_gpus else 0,
                                     resources={r.learner_resource: 1.0} if r.learner_resource else None,
+                                    scheduling_strategy=None if r.learner_gpus or r.learner_resource else here,
                                     torch_threads=r.torch_threads,
                                     start_timeout_s=r.start_timeout_s, log_dir=str(self.run_dir.logs_dir))
+        self.executors = []
+        if r.executors:   # the executor tier: sandbox pools on the nodes with `executor_resource`
+            from acelib.sandbox.executor import start_executors
+            self.executors = start_executors(r.executors, r.sandbox_workers,
+                                             {r.executor_resource: 1.0} if r.executor_resource else None, comps.sandbox)
+            _get([e.ready.remote() for e in self.executors], r.start_timeout_s,
+                 f"{r.executors} executor(s) on nodes with the resource {r.executor_resource!r}")
         # A worker whose process dies is restarted by Ray (its rollouts in flight return to the buffer).
         worker = ray.remote(num_cpus=0, num_gpus=r.gpus_per_engine, max_restarts=-1, max_task_retries=0,
                             resources={r.rollout_resource: 1.0} if r.rollout_resource else None,
+                            scheduling_strategy=None if r.gpus_per_engine or r.rollout_resource else here,
                             concurrency_groups=CONCURRENCY_GROUPS)(self.worker_cls or RolloutWorker)
         self.workers = [worker.remote(i, model_dir, cfg.backend, comps.rollout, sampling, cfg.group_size, competitions,
                                       comps.sandbox, r.sandbox_workers, comps.agent,
                                       cfg.seed + 1000 * i + 100_003 * self.step, r.torch_threads,
-                                      str(self.run_dir.logs_dir / f"rollout_worker_{i}.log"))
+                                      str(self.run_dir.logs_dir / f"rollout_worker_{i}.log"), self.executors)
                         for i in range(r.rollout_workers)]
         self.load = [0] * len(self.workers)
         if ckpt:
@@ -398,6 +418,11 @@ class Orchestrator:
             return
         if group.errors:
             self.run_dir.log_infra_errors(self.step + 1, group.task_id, group.errors)
+        if any(name in e for e in group.errors for name in EXECUTOR_LOST):
+            # Its programs died with an executor (its node went away): run the task again rather than train on a
+            # group with holes, which the masked-share check would also count against the run.
+            self._return_task(task, f"an executor died under task {task.task_id}: it goes back to the buffer")
+            return
         self.pending_reports.append(self.cur.report.remote(
             group.task_id, group.rewards, group.masked, group.policy_version_started, group.children,
             group.policy_version))
@@ -510,7 +535,7 @@ class Orchestrator:
 
     def teardown(self) -> None:
         import ray
-        for actor in self.workers + ([self.cur] if self.cur is not None else []):
+        for actor in self.workers + self.executors + ([self.cur] if self.cur is not None else []):
             try:
                 ray.get(actor.close.remote(), timeout=60)
             except Exception as e:  # shutting down after an error: report, keep closing the others
