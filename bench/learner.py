@@ -86,19 +86,32 @@ def run_layout(args) -> dict:
 
 
 def run_logprob_memory(args) -> dict:
-    """Peak RSS of token_logprobs forward + backward on bf16 logits [1, T, V] in this process."""
+    """Peak RSS of the per-token log-probs (forward + backward) and the entropy on bf16 logits [1, T, V] here.
+
+    `chunked`: the learner's (`grpo.token_logprobs` / `entropy_from_logits`, `--chunk` positions at a time);
+    `torch`: what the learner did before (float32 copy of the logits, log-softmax via logsumexp under autograd, and
+    a full float32 log_softmax + exp for the entropy)."""
     import torch
 
-    from acelib.learner.grpo import token_logprobs
+    from acelib.learner.grpo import entropy_from_logits, token_logprobs
     T, V = args.length, 151_936
     logits = torch.randn(1, T, V, dtype=torch.bfloat16).requires_grad_()
     targets = torch.randint(0, V, (1, T))
     base = _peak_rss_mib()
     t0 = time.perf_counter()
-    token_logprobs(logits, targets, 0.7, args.chunk or None).sum().backward()
-    return {"T": T, "V": V, "chunk": args.chunk or "none (one fp32 [T, V] copy)", "logits_bf16_mib": round(T * V * 2 / 2**20),
-            "peak_rss_mib": round(_peak_rss_mib()), "rss_before_mib": round(base),
-            "seconds": round(time.perf_counter() - t0, 2)}
+    if args.impl == "chunked":
+        logp = token_logprobs(logits, targets, 0.7, args.chunk)
+        ent = entropy_from_logits(logits.detach(), 0.7, args.chunk)
+    else:
+        z = logits.float() / 0.7
+        logp = z.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - z.logsumexp(-1)
+        with torch.no_grad():
+            lp = z.detach().log_softmax(-1)
+            ent = -(lp.exp() * lp).sum(-1)
+    (logp.sum() + 0 * ent.sum()).backward()
+    return {"T": T, "V": V, "impl": args.impl, "chunk": args.chunk if args.impl == "chunked" else None,
+            "logits_bf16_mib": round(T * V * 2 / 2**20), "peak_rss_mib": round(_peak_rss_mib()),
+            "peak_over_logits_mib": round(_peak_rss_mib() - base), "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _child(argv: list[str]) -> dict:
@@ -116,13 +129,15 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--dtype", default="bf16", choices=("bf16", "fp32"))
     ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--logprob-lens", type=int, nargs="*", default=[2048, 8192])
+    ap.add_argument("--logprob-lens", type=int, nargs="*", default=[2048, 4096, 8192])
+    ap.add_argument("--skip-layouts", action="store_true", help="only the log-prob memory section")
     ap.add_argument("--child", choices=("layout", "logprob"), help=argparse.SUPPRESS)
     ap.add_argument("--layout", choices=("naive", "shared"), help=argparse.SUPPRESS)
     ap.add_argument("--micro-batch", type=int, default=8, help="sequences (naive) / completions (shared) per forward")
     ap.add_argument("--batch-file", help=argparse.SUPPRESS)
     ap.add_argument("--length", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--chunk", type=int, default=1024, help=argparse.SUPPRESS)
+    ap.add_argument("--impl", choices=("chunked", "torch"), default="chunked", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         # DeepSpeed prints to stdout: keep the last stdout line for the JSON by sending the rest to stderr.
@@ -142,11 +157,13 @@ def main() -> None:
     common = ["--model", args.model, "--batch-file", f.name, "--dtype", args.dtype, "--steps", str(args.steps),
               "--temperature", str(args.temperature), "--micro-batch", str(args.micro_batch)]
     try:
-        layouts = {layout: _child(["--child", "layout", "--layout", layout, *common]) for layout in ("naive", "shared")}
+        layouts = {} if args.skip_layouts else {
+            layout: _child(["--child", "layout", "--layout", layout, *common]) for layout in ("naive", "shared")}
     finally:
         os.unlink(f.name)
-    memory = [_child(["--child", "logprob", "--length", str(n), "--chunk", str(c)])
-              for n in args.logprob_lens for c in ((1024, 0) if n <= 2048 else (1024,))]
+    # the pre-chunking implementation only up to 4k positions: at 8k it needs ~20 GiB
+    memory = [_child(["--child", "logprob", "--length", str(n), "--impl", impl])
+              for n in args.logprob_lens for impl in (("chunked", "torch") if n <= 4096 else ("chunked",))]
     print(json.dumps({
         "bench": "learner", "model": args.model, "device": "cuda" if torch.cuda.is_available() else "cpu",
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
@@ -155,7 +172,7 @@ def main() -> None:
                  f"{args.completion_len}-token completions",
         "layouts": layouts,
         "shared_over_naive": round(layouts["shared"]["naive_equivalent_tokens_per_s"]
-                                   / layouts["naive"]["naive_equivalent_tokens_per_s"], 2),
+                                   / layouts["naive"]["naive_equivalent_tokens_per_s"], 2) if layouts else None,
         "goal_shared_over_naive": 2.5,
         "logprob_memory": memory,
         "wall_s": round(time.perf_counter() - t0, 1),

@@ -296,12 +296,14 @@ class EvolvingBuffer:
 
     # ---------------------------------------------------------------- insertion
     def add_roots(self, competition_ids: Iterable[str], seed_states: Sequence[State] = ()) -> list[str]:
-        """One draft task per competition, plus optional seed states (e.g. from reference solutions).
+        """One draft task per competition (unless `BufferConfig.draft_roots` is off), plus optional seed states
+        (compact baselines and their mutations, acelib.agent.seeds).
 
         Roots and seeds are never evicted. Calling it again (e.g. on resume) inserts only what is missing.
         """
-        roots = [State(competition_id=c) for c in competition_ids]
-        known = {s.competition_id for s in roots} | set(self.comps)
+        competition_ids = list(competition_ids)
+        roots = [State(competition_id=c) for c in competition_ids] if self.config.draft_roots else []
+        known = set(competition_ids) | set(self.comps)
         for s in seed_states:
             if s.competition_id not in known:
                 raise ValueError(f"seed state for competition {s.competition_id!r} that has no root; "

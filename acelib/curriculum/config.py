@@ -18,6 +18,9 @@ class BufferConfig:
         "'lp' = evolving buffer + learnability sampling; 'uniform' = evolving buffer, uniform sampling; "
         "'no_buffer' = roots only (add_children inserts nothing), learnability sampling",
         choices=("lp", "uniform", "no_buffer"))
+    draft_roots: bool = option(
+        True, "one draft task (no code yet) per competition as a root; False = only the seed states and what grows "
+        "from them (a policy that cannot draft from scratch wastes a learner step on every draft visit)")
     max_items: int = option(200_000, "cap on active items in total; inserting past it evicts (roots and in-flight "
                                      "items never)")
     max_per_competition: int = option(20_000, "cap on active items per competition; inserting past it evicts "

@@ -155,10 +155,9 @@ class TrainConfig:
                               f"temperature {self.temperature}: the TIS weight would compare different densities. "
                               "Use rollout.logprobs_mode='processed' (the default).")
         self.resources.validate()
-        if self.warm_start.enabled and self.seeds.kinds and set(self.seeds.kinds) & set(self.warm_start.kinds):
-            raise ConfigError(f"seeds.kinds {list(self.seeds.kinds)} overlap warm_start.kinds "
-                              f"{list(self.warm_start.kinds)}: RL would train on what the warm start already taught "
-                              "(no signal, and the curve would measure the warm start). Keep them disjoint.")
+        if not self.buffer.draft_roots and not self.seeds.enabled:
+            raise ConfigError("buffer.draft_roots=false leaves no task: enable seeds (seeds.per_competition > 0 or "
+                              "seeds.improve)")
         if self.buffer.mode not in (BufferConfig().mode, self.sampling):
             raise ConfigError(f"buffer.mode={self.buffer.mode!r} contradicts sampling={self.sampling!r}; "
                               "set only `sampling`")

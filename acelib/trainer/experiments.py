@@ -292,7 +292,8 @@ def evaluate_policies(policies, suite: str = "lite-mini", competitions: list[str
     from acelib.rollout import RolloutConfig, make_engine
     from acelib.rollout.base import SamplingParams
     from acelib.sandbox import SandboxPool
-    from acelib.tasks.suites import SUITES, prepare_competition
+    from acelib.tasks import load
+    from acelib.tasks.suites import SUITES
 
     specs = [p if isinstance(p, PolicySpec) else from_dict(PolicySpec, p, prefix=f"policies[{i}].")
              for i, p in enumerate(policies)]
@@ -304,7 +305,8 @@ def evaluate_policies(policies, suite: str = "lite-mini", competitions: list[str
         raise ConfigError(f"protocols must be a non-empty subset of {list(PROTOCOLS)}, got {list(protocols)}")
     seeds = tuple(int(s) for s in seeds)
     config = from_dict(EvalConfig, eval_overrides or {})
-    comps = [prepare_competition(c) for c in (competitions or SUITES[suite])]
+    # suite ids, MLE-bench Lite ids (data from `mlebench prepare`) or competition directories
+    comps = [load(c) for c in (competitions or SUITES[suite])]
     log_path = Path(log_file or f"outputs/logs/eval-{time.strftime('%Y%m%d-%H%M%S')}.log").resolve()
     sampling = SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens)
     models = {s.label: (f"{s.endpoint.base_url} {s.endpoint.model}" if s.endpoint else

@@ -77,8 +77,8 @@ def training_competitions(cfg: TrainConfig) -> dict[str, str]:
 def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
     """The buffer's seed tasks (acelib.agent.seeds): compact baselines (improve) and train-split mutations of them
     (debug), each really run in the sandbox with the run's own agent and sandbox settings (cached after the first
-    build). None in the no_buffer ablation (roots only)."""
-    if cfg.sampling == "no_buffer" or not cfg.seeds.enabled:
+    build). The no_buffer ablation keeps them: its task set is the initial one, never grown by the policy."""
+    if not cfg.seeds.enabled:
         return []
     from acelib.agent.seeds import seed_states as build
     return build(competition_ids, split="train", kinds=cfg.seeds.kinds or None,
@@ -283,20 +283,24 @@ class Orchestrator:
         from acelib.trainer.learner_group import LearnerGroup, _get
 
         cfg, comps, r = self.cfg, self.comps, self.cfg.resources
+        # Actors that ask for no GPU and no named resource stay on the driver's node: they read the competitions
+        # and write the run directory by the driver's paths (the curriculum's SQLite, learner checkpoints). An
+        # executor node going away must not take them with it.
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         model_dir = resolve_model_dir(cfg.model, cfg.tracking_uri)   # a registry name, a directory or an MLflow URI
         if cfg.warm_start.enabled:   # the policy RL starts from (and the KL reference, when beta > 0)
-            from acelib.trainer.warmstart import warm_start
-            model_dir = str(warm_start(cfg, model_dir, competitions))
+            from acelib.trainer.warmstart import warm_start_task
+            # In its own process: the trainer's memory is freed when it ends, its logs go to the run directory.
+            log = self.run_dir.logs_dir / "warm_start.log"
+            model_dir, line = _get(ray.remote(num_cpus=0, scheduling_strategy=here)(warm_start_task).remote(
+                cfg, model_dir, competitions, str(log)), None, "the warm start")
+            print(f"{line} (log: {log})", flush=True)
             self.run_dir.write(warm_start_model=model_dir)
         self.weights_root = Path(comps.rollout.sync_dir) / f"acelib-{self.run_id}"
         # No per-request seed: every group would replay the same random stream. Engines are seeded at construction,
         # differently per worker and per resume (a resumed run must not replay the sampling noise of its start).
         sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                   max_new_tokens=cfg.max_new_tokens)
-        # Actors that ask for no GPU and no named resource stay on the driver's node: they read the competitions
-        # and write the run directory by the driver's paths (the curriculum's SQLite, learner checkpoints). An
-        # executor node going away must not take them with it.
-        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         self.cur = ray.remote(num_cpus=0, scheduling_strategy=here)(Curriculum).remote(
             str(self.run_dir.buffer_path), comps.buffer, comps.sampler, list(competitions),
             seed_states(cfg, list(competitions)), batch_size=cfg.tasks_per_step, seed=cfg.seed,

@@ -126,12 +126,31 @@ def recipe(cfg, base_model_dir: str, competitions: dict[str, str]) -> dict:
             "seed": cfg.seed}
 
 
-def warm_start(cfg, base_model_dir: str, competitions: dict[str, str]) -> Path:
-    """The warm-started model directory for this recipe: from the cache, or trained now (then cached)."""
+def warm_start_task(cfg, base_model_dir: str, competitions: dict[str, str], log_file: str) -> tuple[str, str]:
+    """`warm_start` as the trainer runs it, in a Ray task of its own (its memory is freed when it ends) with its
+    output in `log_file`: (model directory, one line saying what happened)."""
+    from acelib.trainer.learner_group import redirect_output
+    redirect_output(log_file)
+    cached = (cache_dir_for(cfg, base_model_dir, competitions) / "warm_start.json").is_file()
+    model = warm_start(cfg, base_model_dir, competitions)
+    stats = json.loads((model / "warm_start.json").read_text())
+    how = "cached" if cached else f"built: {stats['examples']} examples × {cfg.warm_start.epochs} epochs in " \
+                                  f"{stats['train_s']:.0f} s"
+    return str(model), f"warm start ({how}): {model}"
+
+
+def cache_dir_for(cfg, base_model_dir: str, competitions: dict[str, str]) -> Path:
+    """Where the warm start of this recipe is cached (named by the recipe's hash)."""
     from acelib.models import cache_root
     rec = recipe(cfg, base_model_dir, competitions)
     key = hashlib.sha256(json.dumps(rec, sort_keys=True).encode()).hexdigest()[:16]
-    target = cache_root() / f"warm-{cfg.model}-{key}"
+    return cache_root() / f"warm-{cfg.model}-{key}"
+
+
+def warm_start(cfg, base_model_dir: str, competitions: dict[str, str]) -> Path:
+    """The warm-started model directory for this recipe: from the cache, or trained now (then cached)."""
+    rec = recipe(cfg, base_model_dir, competitions)
+    target = cache_dir_for(cfg, base_model_dir, competitions)
     if (target / "warm_start.json").is_file():
         print(f"warm start: cached {target}")
         return target
