@@ -136,9 +136,11 @@ def buffer_metrics(stats: dict) -> dict[str, float]:
 def step_line(row: dict, steps: int) -> str:
     """The one terminal line per learner step."""
     by_type = ", ".join(f"{t} {row[f'rate/valid/{t}']:.2f}" for t in STEP_TYPES if f"rate/valid/{t}" in row)
+    # copies of the parent script are valid on improve tasks but are not progress (the run summary excludes them)
+    copies = row.get("rate/identical_to_parent", 0.0)
     return (f"step {int(row['train/step'])}/{steps} | reward {row['reward/mean']:+.2f} | valid "
-            f"{row['rate/valid_submission']:.2f} ({by_type}) | format errors {row['rate/format_error']:.2f} | "
-            f"{row['time/step_s']:.0f} s")
+            f"{row['rate/valid_submission']:.2f} ({by_type}) | copies of parent {copies:.2f} | "
+            f"format errors {row['rate/format_error']:.2f} | {row['time/step_s']:.0f} s")
 
 
 # ------------------------------------------------------------------------------------------------ the loop

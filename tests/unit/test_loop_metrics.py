@@ -30,3 +30,4 @@ def test_group_metrics_rates_variance_and_staleness_against_the_weights_trained(
     assert m["groups/improve"] == 2 and m["samples/valid/improve"] == 2
     line = step_line({"train/step": 4, "time/step_s": 81.4, **m}, 9)
     assert line.startswith("step 4/9 | reward") and "debug 0.50" in line and "81 s" in line
+    assert "copies of parent 0.12" in line
