@@ -59,25 +59,40 @@ class WarmStartConfig:
 
 # ---------------------------------------------------------------------------------------------- expert responses
 def edit_blocks(broken: str, fixed: str) -> str:
-    """SEARCH/REPLACE blocks turning `broken` into `fixed`: one per changed hunk of a line diff, each widened by
-    context lines until its SEARCH text occurs exactly once in `broken` (the edit format's matching rule)."""
-    a, b = broken.splitlines(), fixed.splitlines()
+    """SEARCH/REPLACE blocks turning `broken` into `fixed` up to blank lines, as the agent's parser applies them
+    (in order, each to the text the previous ones left). Hunks come from a diff of the non-blank lines (the parser
+    trims blank edges of a SEARCH part, so a block must start and end on a non-blank line), one at a time against
+    the partly edited script, because an earlier block can create a second copy of a later block's lines (a moved
+    line); each is widened by neighbouring lines until its SEARCH text occurs exactly once."""
+    from acelib.agent.parse import EditBlock, apply_edits
+
+    current = broken.splitlines()
+    b = [line.rstrip() for line in fixed.splitlines() if line.strip()]
     blocks = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            continue
+    for _ in range(2 * (len(current) + len(b)) + 1):   # each round fixes one hunk
+        idx = [i for i, line in enumerate(current) if line.strip()]
+        a = [current[i].rstrip() for i in idx]
+        if a == b:
+            break
+        _, i1, i2, j1, j2 = next(op for op in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+                                 if op[0] != "equal")
+        bare = [line.rstrip() for line in current]   # apply_edits' matching: trailing spaces ignored
         lo, hi = i1, i2
         while True:
-            search = "\n".join(a[lo:hi])
-            if hi > lo and broken.count(search) == 1:
-                break
+            if hi > lo:
+                search = bare[idx[lo]:idx[hi - 1] + 1]
+                if sum(bare[p:p + len(search)] == search for p in range(len(bare) - len(search) + 1)) == 1:
+                    break
             if lo == 0 and hi == len(a):
-                break
+                raise ValueError("edit_blocks: no unique SEARCH text, even the whole script")
             lo, hi = max(lo - 1, 0), min(hi + 1, len(a))
-        replace = a[lo:i1] + b[j1:j2] + a[i2:hi]
-        blocks.append("<<<<<<< SEARCH\n" + "\n".join(a[lo:hi]) + "\n=======\n" + "\n".join(replace)
-                      + "\n>>>>>>> REPLACE")
-    return "\n\n".join(blocks)
+        start, stop = idx[lo], idx[hi - 1] + 1
+        p = idx[i1] if i1 < len(a) else stop          # where the hunk starts in `current`
+        q = idx[i2 - 1] + 1 if i2 > i1 else p         # where the kept lines after it start
+        block = EditBlock("\n".join(current[start:stop]), "\n".join(current[start:p] + b[j1:j2] + current[q:stop]))
+        blocks.append(block)
+        current = apply_edits("\n".join(current), [block]).splitlines()
+    return "\n\n".join(f"<<<<<<< SEARCH\n{x.search}\n=======\n{x.replace}\n>>>>>>> REPLACE" for x in blocks)
 
 
 def expert_response(state, fixed: str, response_format: str) -> str:
