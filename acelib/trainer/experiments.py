@@ -342,6 +342,11 @@ def evaluate_policies(policies, suite: str = "lite-mini", competitions: list[str
                             policy, comps, config, seeds=seeds, sandbox=pool,
                             start_states=starts if protocol == "seeded" else None, desc=f"{spec.label}/{protocol}")
                         usage[(spec.label, protocol)] = policy.usage.minus(before)
+                        r = reports[(spec.label, protocol)]
+                        # a plain line per block of work: papermill's terminal shows no tqdm widget updates
+                        print(f"{spec.label}/{protocol}: {sum(bool(e.report['valid_submission']) for e in r.episodes)} of "
+                              f"{len(r.episodes)} episodes ended with a valid submission ({r.wall_s:.0f} s)",
+                              flush=True)
                 finally:
                     engine.close()
             if tracking_uri:
