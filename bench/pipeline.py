@@ -17,9 +17,15 @@ sleeping `--exec-scale` × the measured time, using no local CPU while it waits.
 output labels it `"executors": "modelled remote"`. With `--ray-address` the same bench runs on a real cluster, where
 `--executors cluster` uses the trainer's real executor actors on the nodes with the `executor` resource.
 
-`theoretical_bound`: from the sync run's measured per-step generation G, execution E (the longest group's, as a
-step waits for its slowest group) and learning L: async can at best overlap them, so sync/async ≤ (G + E + L) /
-max(G, E, L) (per-step weight sync and start-up excluded).
+Two bounds, from the sync run's measured per-step generation G (one engine generates its groups one after
+another), execution E (the longest group's: a step waits for its slowest group) and learning L:
+- `theoretical_bound` = (G + E + L) / max(G, E, L): overlapping the three phases of one step and nothing else.
+- `pipelined_bound` = (G + E + L) / max(G, L, B·λ / F): async also runs the groups of up to F = min(rollout slots,
+  (1 + max_staleness)·B) groups at once, across steps; a group takes λ = its generation + its executions (mean
+  over groups), so B groups per step need at least B·λ/F seconds when execution capacity is not the limit (the
+  modelled remote executors have none; real executors do). This is the ceiling that applies to `speedup_steady`;
+  `theoretical_bound` is what overlap alone, without that pipeline depth, could give.
+Per-step weight sync and start-up are excluded from both.
 
     .venv/bin/python bench/pipeline.py [--steps 6] [--executors remote --exec-scale 10] [--ray-address ADDR]
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import random
 import tempfile
 import threading
@@ -86,8 +93,10 @@ class ModelledRemoteWorker(ReferenceReplayWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.pool.close()
-        self.pool = ModelledRemotePool(record_executions(list(self.competitions.values()), self.limits),
-                                       float(os.environ["ACELIB_BENCH_EXEC_SCALE"]))
+        # recorded once by the driver, so the sync and the async run replay the same execution times
+        with open(os.environ["ACELIB_BENCH_RECORDED"], "rb") as f:
+            recorded = pickle.load(f)
+        self.pool = ModelledRemotePool(recorded, float(os.environ["ACELIB_BENCH_EXEC_SCALE"]))
 
 
 def record_executions(competitions, limits) -> dict[str, tuple[object, float]]:
@@ -138,13 +147,20 @@ def main() -> None:
     worker = {"local": ReferenceReplayWorker, "remote": ModelledRemoteWorker, "cluster": ReferenceReplayWorker}[
         args.executors]
     os.environ["ACELIB_BENCH_EXEC_SCALE"] = str(args.exec_scale)
+    if args.executors == "remote":
+        from acelib.tasks.suites import prepare_competition
+        limits = resolve(args.model, None, {"competitions": comps}).sandbox
+        recorded = record_executions([prepare_competition(c) for c in comps], limits)
+        os.environ["ACELIB_BENCH_RECORDED"] = os.path.join(out, "recorded_executions.pkl")
+        with open(os.environ["ACELIB_BENCH_RECORDED"], "wb") as f:
+            pickle.dump(recorded, f)
     result = {"model": args.model, "steps": args.steps, "competitions": comps, "group_size": args.group_size,
               "tasks_per_step": args.tasks_per_step, "rollout_workers": args.rollout_workers,
               "sandbox_workers": args.sandbox_workers, "max_staleness_async": args.max_staleness,
               "cpu_count": os.cpu_count(), "load_avg_1m_before": os.getloadavg()[0],
               "executors": {"local": "local sandbox pools (real)",
-                            "remote": f"modelled remote: real results, {args.exec_scale:g} x measured wall time, "
-                                      "no local CPU",
+                            "remote": f"modelled remote: real results, {args.exec_scale:g} x measured wall time "
+                                      "(recorded once, replayed in both runs), no local CPU",
                             "cluster": f"{args.cluster_executors} executor actors on the cluster (real)"}[
                   args.executors]}
     for mode in ("sync", "async"):
@@ -174,6 +190,8 @@ def main() -> None:
             # each worker's engine generates its groups one after another
             "gen_s_per_step": round(sum(r["rollout/gen_s"] for r in m) / len(m) / args.rollout_workers, 2),
             "exec_s_per_step": round(sum(r["rollout/exec_s_max"] for r in m) / len(m), 2),
+            "exec_s_per_group": round(sum(r["rollout/exec_s_mean"] for r in m) / len(m), 2),
+            "gen_s_per_group": round(sum(r["rollout/gen_s"] for r in m) / len(m) / args.tasks_per_step, 2),
             "learner_s_per_step": round(sum(r["time/learner_s"] for r in m) / len(m), 2),
             "sandbox_latency_s": round(sum(r["sandbox/latency_s"] for r in m) / len(m), 2),
             "valid_rate": round(sum(r["rate/valid_submission"] for r in m) / len(m), 3),
@@ -185,6 +203,12 @@ def main() -> None:
     result["speedup_loop"] = round(s["loop_s"] / a["loop_s"], 3)
     result["speedup_steady"] = round(s["steady_step_s"] / a["steady_step_s"], 3)
     result["theoretical_bound"] = round((g + e + lr) / max(g, e, lr), 2)
+    from acelib.trainer.plan import ROLLOUTS_PER_WORKER
+    b = args.tasks_per_step
+    in_flight = min(ROLLOUTS_PER_WORKER * args.rollout_workers, (1 + args.max_staleness) * b)
+    lam = s["gen_s_per_group"] + s["exec_s_per_group"]
+    result["groups_in_flight_async"] = in_flight
+    result["pipelined_bound"] = round((g + e + lr) / max(g, lr, b * lam / in_flight), 2)
     if args.executors == "local":
         result["async_ceiling"] = round(1 / s["cpu_util"], 2)
     result["goal"] = ">= 2.5 (verl 2.35-2.67x, AReaL 2.77x)"

@@ -108,6 +108,7 @@ def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, f
         "rollout/tokens_per_s": sum(g.gen_tokens for g in groups) / gen_s if gen_s > 0 else 0.0,
         "rollout/gen_s": gen_s,                                              # summed over the groups
         "rollout/exec_s_max": max((g.exec_s for g in groups), default=0.0),  # the slowest group's executions
+        "rollout/exec_s_mean": sum(g.exec_s for g in groups) / len(groups) if groups else 0.0,
         "sandbox/latency_s": float(np.mean(lat)) if lat else 0.0,
     }
     for t in STEP_TYPES:   # validity by the kind of task answered (a valid copy of an improve seed is no progress)
