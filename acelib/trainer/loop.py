@@ -290,6 +290,10 @@ class Orchestrator:
         # and write the run directory by the driver's paths (the curriculum's SQLite, learner checkpoints). An
         # executor node going away must not take them with it.
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+
+        def placed(needs: object) -> NodeAffinitySchedulingStrategy | None:
+            """Ray's own placement for an actor that asks for GPUs or a named resource, else the driver's node."""
+            return None if needs else here
         model_dir = resolve_model_dir(cfg.model, cfg.tracking_uri)   # a registry name, a directory or an MLflow URI
         if cfg.warm_start.enabled:   # the policy RL starts from (and the KL reference, when beta > 0)
             from acelib.trainer.warmstart import warm_start_task
@@ -312,7 +316,7 @@ class Orchestrator:
                                     temperature=cfg.temperature, seed=cfg.seed, weights_root=str(self.weights_root),
                                     gpus_per_rank=1 if r.learner_gpus else 0,
                                     resources={r.learner_resource: 1.0} if r.learner_resource else None,
-                                    scheduling_strategy=None if r.learner_gpus or r.learner_resource else here,
+                                    scheduling_strategy=placed(r.learner_gpus or r.learner_resource),
                                     torch_threads=r.torch_threads,
                                     start_timeout_s=r.start_timeout_s, log_dir=str(self.run_dir.logs_dir))
         self.executors = []
@@ -325,7 +329,7 @@ class Orchestrator:
         # A worker whose process dies is restarted by Ray (its rollouts in flight return to the buffer).
         worker = ray.remote(num_cpus=0, num_gpus=r.gpus_per_engine, max_restarts=-1, max_task_retries=0,
                             resources={r.rollout_resource: 1.0} if r.rollout_resource else None,
-                            scheduling_strategy=None if r.gpus_per_engine or r.rollout_resource else here,
+                            scheduling_strategy=placed(r.gpus_per_engine or r.rollout_resource),
                             concurrency_groups=CONCURRENCY_GROUPS)(self.worker_cls or RolloutWorker)
         self.workers = [worker.remote(i, model_dir, cfg.backend, comps.rollout, sampling, cfg.group_size, competitions,
                                       comps.sandbox, r.sandbox_workers, comps.agent,
