@@ -100,11 +100,16 @@ if not cfg.dry_run:
         md("""
 ## Did the policy get better?
 
-Valid submissions on debug and improve tasks, first third of the steps against the last third (a valid copy of an
-improve task's parent script does not count), with a two-sided two-proportion z-test.
+Two measurements, each with a two-sided two-proportion z-test:
+
+- **the probe** (`probe.*` in the preset): the same fixed debug tasks, never trained on, answered before RL, every
+  `probe.every` steps and after the last step: the learning curve proper;
+- **the training rollouts**: valid submissions on debug and improve tasks, first third of the steps against the last
+  third (a valid copy of an improve task's parent script does not count). The curriculum keeps moving these tasks to
+  where the policy half-succeeds, so they need not rise when the policy gets better.
 """),
         code("""
-from acelib.trainer.summary import before_after, report
+from acelib.trainer.summary import before_after, probe_before_after, report
 if not cfg.dry_run:
     print(report(result.summary))
     (ROOT / "outputs").mkdir(exist_ok=True)
@@ -115,10 +120,21 @@ else:
     (ROOT / "outputs" / "last_run.json").unlink(missing_ok=True)  # a dry run produces no MLflow run
     print("dry run OK:", result["ok"])
 """),
-        md("## Before and after, on the same task (the policy's earliest and latest attempt)"),
+        md("""
+## Before and after, on the same task
+
+The first response to a fixed probe task before RL and after the last step (without a probe: the policy's earliest
+and latest attempt at a buffer task).
+"""),
         code("""
 if not cfg.dry_run:
-    for pair in before_after(result.run_dir, pairs=2):
+    pairs = probe_before_after(result.run_dir, pairs=2)
+    for pair in pairs:
+        print(f"=== probe task: {pair['competition_id']}, bug kind {pair['bug_kind']}")
+        for when in ("before", "after"):
+            print(f"--- after {pair[when + '_step']} steps: {pair[when + '_outcome']}")
+            print(pair[when + "_response"])
+    for pair in ([] if pairs else before_after(result.run_dir, pairs=2)):
         print(f"=== {pair['competition_id']} ({pair['task_kind']} task)")
         for when in ("before", "after"):
             print(f"--- {when}: policy version {pair[when + '_policy_version']}, "
@@ -248,12 +264,13 @@ cfg = resolve(model, params_file, {**parse_mapping(overrides, "overrides"),
 parent_id, df = run_ablations(cfg, modes=parse_list(modes, "modes"), seeds=parse_list(seeds, "seeds"))
 print("MLflow parent run:", parent_id)
 """),
+        md("""
+The probe (fixed tasks, never trained on, same for every mode) is the comparison that counts: the rollouts' own valid
+rate depends on which tasks each sampler chose.
+"""),
         code("""
-import seaborn as sns, matplotlib.pyplot as plt
-metrics = [m for m in ["reward/mean", "rate/valid_submission", "groups/zero_variance_share"] if m in df]
-long = df.melt(id_vars=["step", "sampling", "seed"], value_vars=metrics, var_name="metric", value_name="value")
-g = sns.relplot(data=long, x="step", y="value", hue="sampling", col="metric", kind="line", facet_kws={"sharey": False})
-plt.show()
+from acelib.trainer.experiments import ablation_plot
+display(Image(filename=str(ablation_plot(df, ROOT / "outputs" / "ablations.png"))))
 """),
     ],
     "analysis.ipynb": [

@@ -56,23 +56,30 @@ def _load(path: Path) -> State | None:
 
 
 def seed_jobs(competition_ids: Iterable[str], split: str = "train", kinds: Iterable[str] | None = None,
-              per_competition: int = 4, improve: bool = True, seed: int = 0) -> list[_Job]:
-    """The scripts to run, in order: per competition its compact baseline (if `improve`), then its mutations."""
+              per_competition: int = 4, improve: bool = True, seed: int = 0,
+              exclude: Iterable[str] = ()) -> list[_Job]:
+    """The scripts to run, in order: per competition its compact baseline (if `improve`), then its mutations.
+    Mutations whose code is in `exclude` are skipped and the draw goes on (with nothing excluded, the same draws)."""
     from acelib.tasks.suites import compact_baseline, mutations
 
     kinds = None if kinds is None else tuple(kinds)
+    exclude = frozenset(exclude)
     jobs = []
     for cid in dict.fromkeys(competition_ids):
         if improve:
             jobs.append(_Job(cid, compact_baseline(cid), True, "compact baseline"))
-        for m in mutations.sample(cid, per_competition, split=split, kinds=kinds, seed=seed):
+        # `sample` is a seeded round-robin: drawing them all and keeping the first ones left gives the same first
+        # draws as asking for `per_competition`
+        drawn = [m for m in mutations.sample(cid, 10**6, split=split, kinds=kinds, seed=seed) if m.code not in exclude]
+        for m in drawn[:per_competition]:
             jobs.append(_Job(cid, m.code, False, f"{m.kind} mutation ({m.description})"))
     return jobs
 
 
 def seed_states(competition_ids: Iterable[str], split: str = "train", kinds: Iterable[str] | None = None,
                 per_competition: int = 4, improve: bool = True, seed: int = 0, config: AgentConfig | None = None,
-                limits=None, sandbox=None, workers: int | None = None, cache: bool = True) -> list[State]:
+                limits=None, sandbox=None, workers: int | None = None, cache: bool = True,
+                exclude: Iterable[str] = ()) -> list[State]:
     """Root states for the buffer (or for seeded evaluation episodes), run in the sandbox and cached.
 
     competition_ids: suite competitions (`acelib.tasks.suites`), prepared on demand.
@@ -83,6 +90,7 @@ def seed_states(competition_ids: Iterable[str], split: str = "train", kinds: Ite
     config: the agent config (its output budget shapes `State.output`); limits: sandbox `Limits` (None =
     `DEFAULT_LIMITS`); sandbox: a `SandboxPool` to reuse (None = a new one with `workers` workers);
     cache: False = run every script again (the results are still stored).
+    exclude: mutation scripts not to draw (e.g. the RL seeds, when drawing a probe set apart from them).
 
     Raises RuntimeError if a compact baseline does not give a valid submission, if a mutation does, or on a
     sandbox infra error (nothing of that is cached).
@@ -94,7 +102,7 @@ def seed_states(competition_ids: Iterable[str], split: str = "train", kinds: Ite
 
     config = config or AgentConfig()
     limits = limits or Limits(**DEFAULT_LIMITS)
-    jobs = seed_jobs(competition_ids, split, kinds, per_competition, improve, seed)
+    jobs = seed_jobs(competition_ids, split, kinds, per_competition, improve, seed, exclude)
     comps = {cid: prepare_competition(cid) for cid in dict.fromkeys(j.competition_id for j in jobs)}
     root = cache_dir() / "seeds"
     paths = [_cache_path(root, j, (comps[j.competition_id].root / BUILD_JSON).read_text(), config, limits)

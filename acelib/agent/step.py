@@ -24,6 +24,7 @@ from acelib.agent.parse import ParsedAction, parse_action, parse_validation_scor
 from acelib.agent.policy import Response
 from acelib.agent.reward import step_reward
 from acelib.agent.state import State
+from acelib.sandbox import executor_lost
 
 
 @dataclasses.dataclass
@@ -143,16 +144,19 @@ def step_batch(states: Sequence[State], responses: Sequence[str | Response], com
                 from acelib.sandbox import run  # lazy: only the single-process path needs it
                 res = run(p.code, comp, limits)
             results.append(finish_step(s, p, res, comp, config, version))
-        except Exception:
-            results.append(_faulted(s, p, traceback.format_exc(), version))
+        except Exception as e:
+            results.append(_faulted(s, p, traceback.format_exc(), version, executor_lost=executor_lost(e)))
     return results
 
 
-def _faulted(state: State, parsed: ParsedAction, error: str, policy_version: int | None) -> StepResult:
-    """The masked result of a step whose execution or grading raised (not the policy's fault)."""
+def _faulted(state: State, parsed: ParsedAction, error: str, policy_version: int | None,
+            executor_lost: bool = False) -> StepResult:
+    """The masked result of a step whose execution or grading raised (not the policy's fault); `executor_lost`:
+    the program died with its executor (info["executor_lost"], so the caller can run the task again)."""
     child = State(competition_id=state.competition_id, code=parsed.code, plan=parsed.plan, exec_status="infra_error",
                   output="(the harness failed on this step; it is not counted)", parent_id=state.id,
                   origin_step=state.step_type, depth=state.depth + 1,
                   policy_version=state.policy_version if policy_version is None else policy_version)
     return StepResult(child, 0.0, True, {"outcome": "infra_error", "exec_status": "infra_error",
-                                         "step_type": state.step_type, "error": error, "duration_s": 0.0})
+                                         "step_type": state.step_type, "error": error, "duration_s": 0.0,
+                                         "executor_lost": executor_lost})

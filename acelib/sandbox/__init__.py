@@ -18,7 +18,16 @@ from acelib.sandbox.pool import SandboxPool, run
 from acelib.sandbox.result import STATUSES, ExecResult
 
 __all__ = ["ExecResult", "ExecutorClient", "Limits", "STATUSES", "SandboxPool", "SandboxUnavailable", "capabilities",
-           "executor_pool", "run", "start_executors"]
+           "executor_lost", "executor_pool", "run", "start_executors"]
+
+
+def executor_lost(exc: BaseException) -> bool:
+    """True when `exc` (raised by a submitted run's Future) means the executor running the program died, e.g. its
+    node went away: the program never finished, so its task should run again rather than count as a failure."""
+    import sys
+    ray = sys.modules.get("ray")   # no Ray loaded: no executor tier, so nothing of this kind can be raised
+    return ray is not None and isinstance(exc, (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError))
+
 
 _EXECUTOR_EXPORTS = ("ExecutorClient", "executor_pool", "start_executors")
 

@@ -21,7 +21,7 @@ import ray
 
 from acelib.agent.state import State, normalise_code
 from acelib.trainer.learner_group import redirect_output, set_torch_threads
-from acelib.trainer.payloads import FinishedGroup
+from acelib.trainer.payloads import FinishedGroup, ProbeResult
 from acelib.trainer.plan import ROLLOUTS_PER_WORKER
 
 CONCURRENCY_GROUPS = {"rollout": ROLLOUTS_PER_WORKER, "io": 1}
@@ -123,7 +123,41 @@ class RolloutWorker:
             identical_to_parent=([False] * len(samples) if gen_errors or parent_code is None else
                                  [normalise_code(r.child.code) == parent_code and not r.masked for r in results]),
             gen_s=gen_s, exec_s=exec_s, gen_tokens=sum(len(s.token_ids) for s in samples),
-            sandbox_latency_s=[float(r.info.get("duration_s") or 0.0) for r in results], errors=errors)
+            sandbox_latency_s=[float(r.info.get("duration_s") or 0.0) for r in results], errors=errors,
+            executor_lost=any(r.info.get("executor_lost", False) for r in results))
+
+    @ray.method(concurrency_group="rollout")
+    def evaluate(self, states: list[State], n: int) -> ProbeResult:
+        """`n` responses to each of `states`, executed and graded, nothing trained or reported: the probe. All
+        prompts go to the engine in one call (a larger batch than a group: the engine's per-token cost is shared)."""
+        from acelib.agent import build_messages, step_batch
+
+        hint = self.agent_cfg.time_limit_hint_s
+        messages = [build_messages(s, self.competitions[s.competition_id], self.agent_cfg.prompt,
+                                   time_limit_s=hint if hint is not None else self.limits.timeout_s,
+                                   response_format=self.agent_cfg.response_format) for s in states]
+        t0 = time.perf_counter()
+        try:
+            with self._engine_lock:
+                samples = self.engine.generate(messages, self.sampling, n=n)
+                version = self.engine.policy_version
+        except Exception:   # a probe that cannot generate is not counted; the run goes on
+            print(f"probe: generation failed:\n{traceback.format_exc()}", flush=True)
+            return ProbeResult(self.engine.policy_version, [["infra_error"] * n for _ in states],
+                               [[False] * n for _ in states], [""] * len(states), time.perf_counter() - t0, 0.0)
+        gen_s, t1 = time.perf_counter() - t0, time.perf_counter()
+        texts = [t for s, per in zip(states, samples) for t in self.responses(s, per)]
+        results = step_batch([s for s in states for _ in range(n)], texts,
+                             [self.competitions[s.competition_id] for s in states for _ in range(n)], self.pool,
+                             self.agent_cfg)
+        outcomes, same = [], []
+        for k, s in enumerate(states):
+            parent = normalise_code(s.code)
+            part = results[k * n:(k + 1) * n]
+            outcomes.append([("infra_error" if r.masked else r.info.get("outcome", "")) for r in part])
+            same.append([normalise_code(r.child.code) == parent and not r.masked for r in part])
+        return ProbeResult(version, outcomes, same, [texts[k * n] for k in range(len(states))], gen_s,
+                           time.perf_counter() - t1)
 
     def close(self) -> None:
         self.pool.close()

@@ -68,6 +68,26 @@ class ResourcesConfig:
 
 
 @dataclasses.dataclass
+class ProbeConfig:
+    """A fixed set of debug tasks the policy answers before RL, every `every` steps and after the last step: a
+    learning curve on unchanging tasks. The rates of the training rollouts cannot be one: the curriculum keeps moving
+    them to where the policy half-succeeds (docs/trainer.md, "Probe")."""
+
+    per_competition: int = option(0, "probe tasks per training competition (0 = no probe): train-split mutations of "
+                                     "the seed kinds, drawn apart from the RL seeds and the warm-start examples")
+    samples: int = option(4, "responses per probe task, sampled at the training temperature")
+    every: int = option(0, "also probe after every N learner steps (0 = only before the first and after the last)")
+
+    def validate(self) -> None:
+        if self.per_competition < 0 or self.samples < 1 or self.every < 0:
+            raise ConfigError("probe.per_competition and probe.every must be >= 0, probe.samples >= 1")
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_competition > 0
+
+
+@dataclasses.dataclass
 class TrainConfig:
     model: str = option("smollm2-135m", "model name in acelib.models (also the default preset: params/<model>.yaml), a "
                                         "Hugging Face directory, or an MLflow URI (models:/<name>/<version>, runs:/...)")
@@ -125,6 +145,8 @@ class TrainConfig:
     seeds: SeedConfig = option(default_factory=SeedConfig, help="seed tasks of the buffer: each competition's compact "
                                                                 "baseline (improve) and mutations of it (debug), "
                                                                 "train split; built once and cached")
+    probe: ProbeConfig = option(default_factory=ProbeConfig, help="fixed probe tasks answered before, during and "
+                                                                  "after RL: the run's learning curve")
     agent: AgentConfig = option(default_factory=AgentConfig, help="agent scaffold: prompt budgets, memory, reward "
                                                                    "(e.g. {'reward': {'score_source': 'test'}})")
     rollout: RolloutConfig = option(default_factory=RolloutConfig, help="rollout-engine options")

@@ -40,7 +40,9 @@ def run_ablations(cfg: TrainConfig, modes=("lp", "uniform", "no_buffer"), seeds=
     """Train one run per (mode, seed) as nested MLflow runs under one parent; returns (parent_run_id, DataFrame).
 
     The parent's description names its children's modes, and, once they finished, each mode's headline (valid rate
-    on debug + improve tasks in the first and last third of the steps)."""
+    on debug + improve tasks in the first and last third of the steps; with a probe, the fixed probe tasks before RL
+    and after the last step). The DataFrame has one row per step and run, plus one row per probe (column
+    `probe/valid_rate`, step = learner steps done when probed)."""
     import mlflow
     import pandas as pd
 
@@ -62,15 +64,49 @@ def run_ablations(cfg: TrainConfig, modes=("lp", "uniform", "no_buffer"), seeds=
             child = dataclasses.replace(cfg, sampling=mode, seed=seed, parent_run_id=parent_id,
                                         run_name=f"{cfg.model}-{mode}-s{seed}", resume="")
             res = train(child, progress=progress)
-            df = res.dataframe()
-            df["sampling"], df["seed"], df["run_id"] = mode, seed, res.mlflow_run_id
-            frames.append(df)
+            frames.append(run_frame(res.run_dir, mode, seed, res.mlflow_run_id))
             for third in ("first", "last"):
                 v = res.summary.get(f"valid_rate_{third}_third")
                 headline[f"{mode} s{seed}: valid rate, {third} third"] = math.nan if v is None else v
+            for when in ("before", "after"):
+                v = res.summary.get(f"probe_valid_rate_{when}")
+                if v is not None:
+                    headline[f"{mode} s{seed}: probe valid rate, {when} RL"] = v
     tracking.set_description(tracking.describe("Ablation of task sampling (nested runs: one per mode and seed)",
                                                fields, headline), run_id=parent_id, tracking_uri=cfg.tracking_uri)
     return parent_id, pd.concat(frames, ignore_index=True)
+
+
+def run_frame(run_dir: str | Path, sampling: str, seed: int, run_id: str = ""):
+    """One run's rows for an ablation table: a row per learner step (metrics.jsonl) and a row per probe
+    (`probe/valid_rate`, step = learner steps done when probed), tagged with its sampling mode, seed and run id."""
+    import pandas as pd
+
+    from acelib.trainer.run_dir import RunDir
+    run = RunDir(run_dir)
+    probes = pd.DataFrame([{"step": p["step"], "probe/valid_rate": p["valid_rate"]} for p in run.probes()],
+                          columns=["step", "probe/valid_rate"])
+    df = pd.concat([pd.DataFrame(run.metrics()), probes], ignore_index=True)
+    df["sampling"], df["seed"], df["run_id"] = sampling, seed, run_id
+    return df
+
+
+def ablation_plot(df, path: str | Path, metrics=("probe/valid_rate", "rate/valid_submission",
+                                                 "groups/zero_variance_share")) -> Path:
+    """Each metric over learner steps, a line per sampling mode (mean over seeds), saved to `path`."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    metrics = [m for m in metrics if m in df]
+    long = df.melt(id_vars=["step", "sampling", "seed"], value_vars=metrics, var_name="metric",
+                   value_name="value").dropna(subset=["value"])
+    g = sns.relplot(data=long, x="step", y="value", hue="sampling", col="metric", kind="line", marker="o",
+                    height=3.2, facet_kws={"sharey": False})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    g.figure.savefig(path, dpi=110)
+    return path
 
 
 # ------------------------------------------------------------------------------------------ evaluation

@@ -26,14 +26,12 @@ import numpy as np
 from acelib.config import to_dict
 from acelib.trainer import faults
 from acelib.trainer.config import TrainConfig
-from acelib.trainer.payloads import FinishedGroup
+from acelib.trainer.payloads import FinishedGroup, ProbeResult
 from acelib.trainer.plan import ROLLOUTS_PER_WORKER, check_cluster, check_machine, resource_plan
 from acelib.trainer.run_dir import RunDir
 from acelib.trainer.staleness import AdmissionControl
 
 STEP_TYPES = ("draft", "debug", "improve")
-# What a sample's traceback names when the executor running its program died (Ray's actor errors).
-EXECUTOR_LOST = ("ActorDiedError", "ActorUnavailableError", "RayActorError")
 
 
 @dataclasses.dataclass
@@ -84,6 +82,32 @@ def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
     return build(competition_ids, split="train", kinds=cfg.seeds.kinds or None,
                  per_competition=cfg.seeds.per_competition, improve=cfg.seeds.improve, seed=cfg.seed,
                  config=cfg.agent, limits=cfg.sandbox, workers=cfg.resources.sandbox_workers)
+
+
+PROBE_SEED_OFFSET = 104_729   # probe draws differ from the RL seeds (offset 0) and the warm start's examples
+
+
+def probe_tasks(cfg: TrainConfig, competition_ids: list[str]) -> tuple[list, list[str]]:
+    """The run's fixed probe tasks and their mutation kinds: train-split mutations of the seed kinds, none of them
+    an RL seed or a warm-start example (so a rise is not the policy recalling a task it was shown), really run like
+    the seeds (and cached)."""
+    if not cfg.probe.enabled:
+        return [], []
+    from acelib.agent.seeds import seed_jobs
+    from acelib.agent.seeds import seed_states as build
+    from acelib.trainer.warmstart import EXAMPLES_SEED_OFFSET
+
+    kinds = cfg.seeds.kinds or None
+    taken = {j.code for j in seed_jobs(competition_ids, "train", kinds, cfg.seeds.per_competition, False, cfg.seed)}
+    if cfg.warm_start.enabled:
+        taken |= {j.code for j in seed_jobs(competition_ids, "train", cfg.warm_start.kinds or None,
+                                            cfg.warm_start.examples_per_competition, False,
+                                            cfg.seed + EXAMPLES_SEED_OFFSET)}
+    args = dict(split="train", kinds=kinds, per_competition=cfg.probe.per_competition, improve=False,
+                seed=cfg.seed + PROBE_SEED_OFFSET, exclude=taken)
+    jobs = seed_jobs(competition_ids, **args)
+    states = build(competition_ids, **args, config=cfg.agent, limits=cfg.sandbox, workers=cfg.resources.sandbox_workers)
+    return states, [j.what.split(" ", 1)[0] for j in jobs]
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -175,6 +199,10 @@ class Orchestrator:
         self.lost_groups = 0
         self.collected_since_commit = False
         self.summary: dict = {}
+        self.probe_states: list = []      # the fixed probe tasks (cfg.probe) and their mutation kinds
+        self.probe_kinds: list[str] = []
+        self.probe_refs: dict = {}        # evaluate ObjectRef → learner steps done when it was asked for
+        self.probed: set[int] = set()     # learner steps after which the policy was probed (or is being probed)
 
     # -------------------------------------------------------------------------------------------- run
     def run(self) -> TrainResult:
@@ -217,6 +245,11 @@ class Orchestrator:
         competitions = self._start_ray_and_data()
         self._start_actors(competitions, ckpt)
         self.admission = AdmissionControl.resumed(cfg.tasks_per_step, cfg.effective_max_staleness, self.step)
+        # Admission indices (the curriculum's batch windows: index // B) only go up. A returned task frees its
+        # admission slot but not its index: reusing it would put a new group in a window whose competition caps
+        # already count the groups that landed there, and the curriculum could refuse every task with nothing left
+        # in flight (seen once in the node-loss test).
+        self.next_index = self.admission.started_total
         from tqdm.auto import tqdm
         self.bar = tqdm(total=cfg.steps, initial=self.step, desc="GRPO steps", disable=not self.progress)
         self.times["step"] = time.perf_counter()
@@ -241,6 +274,9 @@ class Orchestrator:
             if row["step"] not in logged:
                 tracking.log_metrics(row, step=row["step"])
         self.rows = list(done)
+        probes = run.probes(up_to_step=self.step)   # probes after steps a resume redoes are redone too
+        run.rewrite_probes(probes)
+        self.probed = {int(p["step"]) for p in probes}
 
     def _description_fields(self) -> dict:
         cfg = self.cfg
@@ -312,6 +348,7 @@ class Orchestrator:
             str(self.run_dir.buffer_path), comps.buffer, comps.sampler, list(competitions),
             seed_states(cfg, list(competitions)), batch_size=cfg.tasks_per_step, seed=cfg.seed,
             std_scaling=comps.grpo.std_scaling, reward_bounds=comps.agent.reward.bounds)
+        self.probe_states, self.probe_kinds = probe_tasks(cfg, list(competitions))
         self.learner = LearnerGroup(r.learner_processes, model_dir, comps.learner, comps.grpo,
                                     temperature=cfg.temperature, seed=cfg.seed, weights_root=str(self.weights_root),
                                     gpus_per_rank=1 if r.learner_gpus else 0,
@@ -352,19 +389,58 @@ class Orchestrator:
         import ray
         if self.pending_sync:
             return
+        self.probe()
         slots = ROLLOUTS_PER_WORKER * len(self.workers) - len(self.inflight)
-        first_index = self.admission.started_total
         n = self.admission.admit(self.step, slots) if slots > 0 else 0
         if n == 0:
             return
-        tasks = ray.get(self.cur.sample.remote(n, self.policy_version, first_index))
+        tasks = ray.get(self.cur.sample.remote(n, self.policy_version, self.next_index))
         self.admission.cancel(n - len(tasks))
+        self.next_index += len(tasks)
         for task in tasks:
             i = int(np.argmin(self.load))
             self.load[i] += 1
             self.inflight[self.workers[i].rollout.remote(task)] = (task, i)
         if tasks:
             faults.maybe_kill("after_admit", self.step + 1)
+
+    # -------------------------------------------------------------------------------------------- probe
+    def probe(self) -> None:
+        """Ask a worker for the probe when one is due (before the first step, every `probe.every` steps, after the
+        last) and every engine holds the newest weights; it runs beside the rollouts, its result lands in
+        `probe_done`."""
+        s, p = self.step, self.cfg.probe
+        due = s == 0 or s == self.cfg.steps or (p.every > 0 and s % p.every == 0)
+        if not self.probe_states or not due or s in self.probed or self.pending_sync:
+            return
+        self.probed.add(s)
+        i = int(np.argmin(self.load))
+        self.probe_refs[self.workers[i].evaluate.remote(self.probe_states, p.samples)] = s
+
+    def probe_done(self, ref) -> None:
+        """A probe is back: one point of the learning curve (probe.jsonl, MLflow `probe/*` at the policy version)."""
+        import ray
+
+        from acelib import tracking
+        step = self.probe_refs.pop(ref)
+        res: ProbeResult = ray.get(ref)
+        x, n = res.counts()
+        row = {"step": step, "policy_version": res.policy_version, "valid": x, "samples": n,
+               "valid_rate": x / n if n else None, "gen_s": res.gen_s, "exec_s": res.exec_s,
+               "by_kind": {k: res.counts([i for i, kk in enumerate(self.probe_kinds) if kk == k])
+                           for k in dict.fromkeys(self.probe_kinds)},
+               "tasks": [[st.competition_id, k] for st, k in zip(self.probe_states, self.probe_kinds)],
+               "outcomes": res.outcomes, "identical_to_parent": res.identical_to_parent, "texts": res.texts}
+        self.run_dir.append_probe(row)
+        if n:
+            tracking.log_metrics({"probe/valid_rate": x / n, "probe/samples": float(n), "probe/gen_s": res.gen_s},
+                                 step=step)
+        line = (f"probe after step {step}/{self.cfg.steps}: {x}/{n} valid ("
+                + ", ".join(f"{k} {a}/{b}" for k, (a, b) in row["by_kind"].items()) + f") | {res.gen_s + res.exec_s:.0f} s")
+        if self.progress:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
 
     # -------------------------------------------------------------------------------------------- learn
     def learn(self) -> None:
@@ -393,7 +469,8 @@ class Orchestrator:
         """Block until one result is in (a rollout, the learner step, a weight sync, a curriculum report) and hand
         it to its phase."""
         import ray
-        refs = list(self.inflight) + self.learn_refs[:1] + list(self.pending_sync) + self.pending_reports
+        refs = (list(self.inflight) + self.learn_refs[:1] + list(self.pending_sync) + self.pending_reports
+                + list(self.probe_refs))
         if not refs:
             raise RuntimeError("nothing to wait for and fewer finished groups than a step needs: the curriculum "
                                "returned no task (is the buffer empty? check the suite/competitions)")
@@ -403,6 +480,8 @@ class Orchestrator:
                 self.collect(ref)
             elif self.learn_refs and ref == self.learn_refs[0]:
                 self.commit()
+            elif ref in self.probe_refs:
+                self.probe_done(ref)
             elif ref in self.pending_sync:
                 del self.pending_sync[ref]
                 ray.get(ref)
@@ -429,7 +508,7 @@ class Orchestrator:
             return
         if group.errors:
             self.run_dir.log_infra_errors(self.step + 1, group.task_id, group.errors)
-        if any(name in e for e in group.errors for name in EXECUTOR_LOST):
+        if group.executor_lost:
             # Its programs died with an executor (its node went away): run the task again rather than train on a
             # group with holes, which the masked-share check would also count against the run.
             self._return_task(task, f"an executor died under task {task.task_id}: it goes back to the buffer")
@@ -508,12 +587,17 @@ class Orchestrator:
     def finish(self) -> None:
         """Steps done: return unstarted work to the buffer, export the policy, snapshot the buffer, plots."""
         import ray
-        self.bar.close()
         for ref, (task, _) in list(self.inflight.items()):
             ray.cancel(ref, force=False)
             self.pending_reports.append(self.cur.release.remote(task.task_id))
         self.inflight.clear()
         ray.get(self.pending_reports)
+        self.pending_reports = []
+        self.probe()   # the final policy's probe: asked for as soon as every engine holds it
+        while self.probe_refs or (self.pending_sync and self.probe_states and self.step not in self.probed):
+            self.wait()
+            self.probe()
+        self.bar.close()
         self.final_model = self.run_dir.path / "final_model"
         self.learner.call("export_hf", str(self.final_model))
         from acelib import tracking
@@ -575,8 +659,10 @@ def log_artifacts(run: RunDir, snapshot: str, rows: list[dict]) -> None:
     import mlflow
 
     from acelib.trainer.plots import training_plots
-    for path in training_plots(rows, run.path / "plots", buffer_snapshot=snapshot):
+    for path in training_plots(rows, run.path / "plots", buffer_snapshot=snapshot, probes=run.probes()):
         mlflow.log_artifact(str(path), artifact_path="plots")
+    if run.probe_path.exists():
+        mlflow.log_artifact(str(run.probe_path), artifact_path="run")
     mlflow.log_artifact(snapshot, artifact_path="buffer")
     mlflow.log_artifact(str(run.run_json), artifact_path="run")
     mlflow.log_artifact(str(run.metrics_path), artifact_path="run")

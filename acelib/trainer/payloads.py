@@ -33,6 +33,7 @@ class FinishedGroup:
     gen_tokens: int
     sandbox_latency_s: list[float]
     errors: list[str] = dataclasses.field(default_factory=list)   # tracebacks of masked samples
+    executor_lost: bool = False    # a sample's program died with its executor (node lost): run the task again
 
     @property
     def zero_variance(self) -> bool:
@@ -41,3 +42,22 @@ class FinishedGroup:
     def to_rollout_group(self) -> RolloutGroup:
         return RolloutGroup(prompt_ids=self.prompt_ids, samples=self.samples, rewards=self.rewards,
                             masked=self.masked)
+
+
+@dataclasses.dataclass
+class ProbeResult:
+    """A policy's answers to the run's fixed probe tasks (no training, no curriculum): one point of the learning
+    curve. Lists are per probe task, then per response."""
+    policy_version: int
+    outcomes: list[list[str]]          # reward-ladder outcome ("infra_error" when masked: not counted)
+    identical_to_parent: list[list[bool]]
+    texts: list[str]                   # the first response to each task (the before/after examples)
+    gen_s: float
+    exec_s: float
+
+    def counts(self, tasks: list[int] | None = None) -> tuple[int, int]:
+        """(valid responses that changed the script, responses counted) over the given tasks (None = all)."""
+        idx = range(len(self.outcomes)) if tasks is None else tasks
+        pairs = [(o, same) for i in idx for o, same in zip(self.outcomes[i], self.identical_to_parent[i])
+                 if o != "infra_error"]
+        return sum(o == "valid" and not same for o, same in pairs), len(pairs)

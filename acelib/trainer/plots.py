@@ -1,10 +1,12 @@
-"""Seaborn figures of a run: reward / valid rate over steps, buffer growth by step type, LP distribution."""
+"""Seaborn figures of a run: reward / valid rate over steps, the probe's learning curve, buffer growth by step type,
+LP distribution."""
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def training_plots(rows: list[dict], out_dir: str | Path, buffer_snapshot: str | None = None) -> list[Path]:
+def training_plots(rows: list[dict], out_dir: str | Path, buffer_snapshot: str | None = None,
+                   probes: list[dict] | None = None) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -32,6 +34,9 @@ def training_plots(rows: list[dict], out_dir: str | Path, buffer_snapshot: str |
                  + (f" (lines: mean of the last {window})" if window > 1 else ""))
     paths.append(_save(fig, out / "reward_valid.png"))
 
+    if probes:
+        paths.append(probe_plot(probes, out / "probe_curve.png"))
+
     btypes = [c for c in df.columns if c.startswith("buffer/size_by_type/")]
     if btypes:
         long = df.melt(id_vars="step", value_vars=btypes, var_name="type", value_name="items")
@@ -50,6 +55,28 @@ def training_plots(rows: list[dict], out_dir: str | Path, buffer_snapshot: str |
             ax.set_title("Learnability Potential of buffer tasks (end of run)")
             paths.append(_save(fig, out / "lp_distribution.png"))
     return paths
+
+
+def probe_plot(probes: list[dict], path: Path) -> Path:
+    """Valid rate on the fixed probe tasks after each probed step, with 95% Wilson intervals (statsmodels)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from statsmodels.stats.proportion import proportion_confint
+
+    sns.set_theme(style="whitegrid")
+    probes = sorted((p for p in probes if p["samples"]), key=lambda p: p["step"])
+    steps = [p["step"] for p in probes]
+    rate = [p["valid"] / p["samples"] for p in probes]
+    lo, hi = proportion_confint([p["valid"] for p in probes], [p["samples"] for p in probes], method="wilson")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.errorbar(steps, rate, yerr=[[r - a for r, a in zip(rate, lo)], [b - r for r, b in zip(rate, hi)]],
+                marker="o", capsize=4)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("learner steps done")
+    ax.set_ylabel("valid submissions")
+    n = probes[-1]["samples"] if probes else 0
+    ax.set_title(f"Fixed probe tasks, never trained on ({n} responses per point, 95% CI)")
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:

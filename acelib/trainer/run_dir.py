@@ -6,6 +6,7 @@
       checkpoints/step-000003/   learner checkpoint (model, optimizer, scheduler, every rank's RNG) + buffer copy
                                  after step 3; its `done` marker, written last, makes it the resume point
       metrics.jsonl     one line per completed step (the source for re-logging MLflow after a crash)
+      probe.jsonl       one line per probe of the policy on the fixed probe tasks (the learning curve)
       infra_errors.log  tracebacks of samples masked as infrastructure errors
       logs/             each actor's output: rollout_worker_<i>.log (engine, vLLM), learner_rank_<r>.log (DeepSpeed)
       summary.json      the run's headline numbers (acelib.trainer.summary)
@@ -110,11 +111,25 @@ class RunDir:
         for marker in complete[:-keep] if keep > 0 else []:
             shutil.rmtree(marker.parent, ignore_errors=True)
 
+    @property
+    def probe_path(self) -> Path:
+        return self.path / "probe.jsonl"
+
     def append_metrics(self, step: int, metrics: dict) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps({"step": step, **metrics}, default=float) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _append_line(self.metrics_path, {"step": step, **metrics})
+
+    def append_probe(self, row: dict) -> None:
+        _append_line(self.probe_path, row)
+
+    def probes(self, up_to_step: int | None = None) -> list[dict]:
+        """Probe rows (those after `up_to_step` learner steps belong to steps a resume redoes)."""
+        rows = _read_lines(self.probe_path)
+        return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
+
+    def rewrite_probes(self, rows: list[dict]) -> None:
+        tmp = self.probe_path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows))
+        os.replace(tmp, self.probe_path)
 
     def rewrite_metrics(self, rows: list[dict]) -> None:
         """Keep only `rows` (steps after the last checkpoint are redone on resume, never counted twice)."""
@@ -123,12 +138,23 @@ class RunDir:
         os.replace(tmp, self.metrics_path)
 
     def metrics(self) -> list[dict]:
-        if not self.metrics_path.exists():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill mid-write: the step it belongs to is redone
-                break
-        return rows
+        return _read_lines(self.metrics_path)
+
+
+def _append_line(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill mid-write: what it belongs to is redone
+            break
+    return rows

@@ -1,9 +1,14 @@
 """The outcome of a training run in one object: did the policy get better within the RL run?
 
-Headline: the valid-submission rate on debug and improve tasks in the first third of the learner steps against the
-last third, with a two-sided two-proportion z-test (statsmodels). A valid response to an improve task that is a
-copy of its parent's script counts as not valid here: copying a working script is no progress. Rates by step type
-and the share of copies are reported next to it.
+Two measurements, each with a two-sided two-proportion z-test (statsmodels):
+
+- the training rollouts: the valid-submission rate on debug and improve tasks in the first third of the learner
+  steps against the last third. A valid response to an improve task that is a copy of its parent's script counts
+  as not valid here: copying a working script is no progress. Rates by step type and the share of copies are
+  reported next to it. The tasks behind these rates change as the curriculum moves (LP sampling keeps choosing
+  tasks the policy half-solves), so a policy that gets better need not show a rise here;
+- the probe (`probe.*`, when the preset has one): the same fixed tasks, never trained on, answered by the policy
+  before RL and after the last step (and every `probe.every` steps): the learning curve proper.
 
     python -m acelib.trainer.summary [outputs/last_run.json | <run dir>]   # what `make train` ends with
 
@@ -49,20 +54,49 @@ def headline(rows: list[dict]) -> dict:
     return out
 
 
+def probe_headline(probes: list[dict]) -> dict:
+    """The fixed probe tasks before RL (the probe after 0 steps) vs after the last step: valid rates, z-test
+    p-value, and the curve (step, valid rate) of every probe."""
+    from statsmodels.stats.proportion import proportions_ztest
+
+    probes = sorted(probes, key=lambda r: r["step"])
+    out = {"probe_curve": [[r["step"], r["valid_rate"]] for r in probes], "probe_valid_rate_before": None,
+           "probe_valid_rate_after": None, "probe_samples": None, "probe_p_value": None}
+    first, last = (probes[0], probes[-1]) if len(probes) > 1 and probes[0]["step"] == 0 else (None, None)
+    if first is None:
+        return out
+    (x1, n1), (x2, n2) = (first["valid"], first["samples"]), (last["valid"], last["samples"])
+    out.update(probe_valid_rate_before=x1 / n1 if n1 else None, probe_valid_rate_after=x2 / n2 if n2 else None,
+               probe_samples=n2, probe_steps=last["step"])
+    if n1 and n2 and 0 < x1 + x2 < n1 + n2:
+        out["probe_p_value"] = float(proportions_ztest([x2, x1], [n2, n1], alternative="two-sided")[1])
+    out["probe_by_kind"] = {k: [first["by_kind"][k][0] / max(1, first["by_kind"][k][1]),
+                                last["by_kind"][k][0] / max(1, last["by_kind"][k][1])] for k in first["by_kind"]}
+    return out
+
+
 def run_summary(run_dir: str | Path, mlflow_run_id: str, tracking_uri: str = "") -> dict:
     from acelib.trainer.run_dir import RunDir
     run = RunDir(run_dir)
-    return {**headline(run.metrics()), "run_dir": str(run.path), "mlflow_run_id": mlflow_run_id,
-            "tracking_uri": tracking_uri}
+    return {**headline(run.metrics()), **probe_headline(run.probes()), "run_dir": str(run.path),
+            "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking_uri}
 
 
 def report(summary: dict) -> str:
     """The closing lines a person reads."""
     def pct(x):
         return "–" if x is None else f"{100 * x:.0f}%"
+    def verdict(p, before, after):
+        return "a significant rise" if p is not None and p < 0.05 and after > before else "no significant rise"
     p = summary.get("p_value")
-    verdict = ("a significant rise" if p is not None and p < 0.05 and
-               summary["valid_rate_last_third"] > summary["valid_rate_first_third"] else "no significant rise")
+    pp = summary.get("probe_p_value")
+    probe = [] if summary.get("probe_valid_rate_before") is None else [
+        f"fixed probe tasks (never trained on): {pct(summary['probe_valid_rate_before'])} valid before RL → "
+        f"{pct(summary['probe_valid_rate_after'])} after {summary['probe_steps']} steps ({summary['probe_samples']} "
+        f"responses each; two-sided p = {'–' if pp is None else f'{pp:.3g}'}): "
+        f"{verdict(pp, summary['probe_valid_rate_before'], summary['probe_valid_rate_after'])}",
+        "probe by bug kind (before → after): " + ", ".join(
+            f"{k} {pct(a)} → {pct(b)}" for k, (a, b) in summary.get("probe_by_kind", {}).items())]
     uri = summary.get("tracking_uri") or "sqlite:///outputs/mlflow.db"
     return "\n".join([
         f"run directory: {summary['run_dir']}",
@@ -70,12 +104,13 @@ def report(summary: dict) -> str:
         f"valid submissions on debug + improve tasks: {pct(summary['valid_rate_first_third'])} in the first third "
         f"of {summary['steps']} steps → {pct(summary['valid_rate_last_third'])} in the last third "
         f"({summary['samples_first_third']} vs {summary['samples_last_third']} responses; two-sided "
-        f"p = {'–' if p is None else f'{p:.3g}'}): {verdict}",
+        f"p = {'–' if p is None else f'{p:.3g}'}): "
+        f"{verdict(p, summary['valid_rate_first_third'], summary['valid_rate_last_third'])}",
         "by task kind (first → last third): " + ", ".join(
             f"{t} {pct(summary[f'{t}_valid_rate_first_third'])} → {pct(summary[f'{t}_valid_rate_last_third'])}"
             for t in STEP_TYPES),
         f"responses identical to their parent script: {pct(summary['identical_to_parent_share'])}",
-    ] + ([f"final policy: {summary['registered_model']} (MLflow model registry)"]
+    ] + probe + ([f"final policy: {summary['registered_model']} (MLflow model registry)"]
          if summary.get("registered_model") else []))
 
 
@@ -94,6 +129,24 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def probe_before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:
+    """What changed, on the same fixed probe task: the first response to it before RL and after the last step,
+    preferring tasks whose first response went from not valid to valid (then any change of outcome)."""
+    from acelib.trainer.run_dir import RunDir
+
+    probes = sorted(RunDir(run_dir).probes(), key=lambda r: r["step"])
+    if len(probes) < 2 or probes[0]["step"] != 0:
+        return []
+    first, last = probes[0], probes[-1]
+    order = sorted(range(len(first["texts"])), key=lambda i: (
+        not (first["outcomes"][i][0] != "valid" and last["outcomes"][i][0] == "valid"),
+        first["outcomes"][i][0] == last["outcomes"][i][0], i))
+    return [{"competition_id": first["tasks"][i][0], "bug_kind": first["tasks"][i][1],
+             **{f"{name}_{k}": v for name, row in (("before", first), ("after", last))
+                for k, v in (("step", row["step"]), ("outcome", row["outcomes"][i][0]),
+                             ("response", row["texts"][i][:max_chars]))}} for i in order[:pairs]]
 
 
 def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:

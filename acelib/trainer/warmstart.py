@@ -28,6 +28,7 @@ from pathlib import Path
 from acelib.config import ConfigError, option
 
 RECIPE_VERSION = 1
+EXAMPLES_SEED_OFFSET = 7919  # the warm-start examples are other draws than the RL seeds (seed offset 0)
 
 
 @dataclasses.dataclass
@@ -118,7 +119,7 @@ def examples(cfg, competitions: dict[str, str]) -> list[tuple[list[dict], str]]:
 
     ws = cfg.warm_start
     states = seed_states(list(competitions), split="train", kinds=ws.kinds, per_competition=ws.examples_per_competition,
-                         improve=False, seed=cfg.seed + 7919, config=cfg.agent, limits=cfg.sandbox,
+                         improve=False, seed=cfg.seed + EXAMPLES_SEED_OFFSET, config=cfg.agent, limits=cfg.sandbox,
                          workers=cfg.resources.sandbox_workers)
     if ws.drafts:
         states += [State(competition_id=c) for c in competitions]

@@ -49,5 +49,6 @@ def test_a_grading_fault_masks_only_its_sample(fake_competition):
     assert group.outcomes == ["infra_error", "format_error"]
     assert group.rewards[1] == -1.0 and len(group.children) == 1         # the format error still became a child
     assert len(group.errors) == 1 and "KeyError" in group.errors[0] and "thresholds" in group.errors[0]
+    assert not group.executor_lost         # a grading fault is not a lost executor: the group is trained on
     rg = group.to_rollout_group()
     assert rg.masked == [True, False] and len(rg.samples) == 2

@@ -42,6 +42,11 @@ def test_train_notebook_tiny_end_to_end_logs_to_mlflow(tracking, tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert (run_dir / "final_model" / "config.json").exists()
     assert (run_dir / "buffer_snapshot.parquet").exists()
+    probes = [json.loads(line) for line in (run_dir / "probe.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in probes] == [0, 2, 3]           # before RL, every 2 steps, after the last
+    assert all(p["samples"] + sum(o == "infra_error" for t in p["outcomes"] for o in t) == 2 * 2 for p in probes)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["probe_curve"] == [[p["step"], p["valid_rate"]] for p in probes]
 
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=uri)
@@ -51,6 +56,7 @@ def test_train_notebook_tiny_end_to_end_logs_to_mlflow(tracking, tmp_path):
     for key in ("reward/mean", "rate/valid_submission", "rate/format_error", "groups/zero_variance_share",
                 "staleness/max", "rollout/tokens_per_s", "sandbox/latency_s", "time/learner_s", "learner/loss"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "probe/valid_rate")] == [0, 2, 3]
     assert any(k.startswith("buffer/") for k in run.data.metrics)
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"plots", "buffer", "run"} <= arts
@@ -106,6 +112,8 @@ def test_resume_after_sigkill_is_continuous(tracking, tmp_path):
     assert done[1] == "4" and done[2] == before["mlflow_run_id"]       # same MLflow run continues
     rows = [json.loads(line) for line in (out / "resume-test" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]                  # no step lost or repeated
+    probes = [json.loads(line) for line in (out / "resume-test" / "probe.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in probes] == [0, 2, 4]                    # nor a probe
     from mlflow.tracking import MlflowClient
     hist = MlflowClient(tracking_uri=uri).get_metric_history(before["mlflow_run_id"], "train/step")
     assert sorted(m.step for m in hist) == [1, 2, 3, 4]

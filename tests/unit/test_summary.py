@@ -42,3 +42,57 @@ def test_no_signal_has_no_p_value_and_says_so(tmp_path, capsys):
     out = json.loads(last)                                   # the last line is one JSON object
     assert {"steps", "valid_rate_first_third", "valid_rate_last_third", "p_value", "run_dir",
             "mlflow_run_id"} <= set(out) and out["steps"] == 3 and out["mlflow_run_id"] == "r1"
+
+
+def _probe(step, valid, samples, by_kind):
+    return {"step": step, "policy_version": step, "valid": valid, "samples": samples,
+            "valid_rate": valid / samples, "by_kind": by_kind}
+
+
+def test_probe_before_vs_after_by_hand(tmp_path, capsys):
+    from acelib.trainer.summary import probe_headline
+    probes = [_probe(12, 22, 32, {"header": [6, 16], "file_name": [16, 16]}),   # written out of order: sorted
+              _probe(0, 8, 32, {"header": [0, 16], "file_name": [8, 16]}),
+              _probe(6, 15, 32, {"header": [3, 16], "file_name": [12, 16]})]
+    h = probe_headline(probes)
+    assert h["probe_valid_rate_before"] == 8 / 32 and h["probe_valid_rate_after"] == 22 / 32
+    assert h["probe_curve"] == [[0, 8 / 32], [6, 15 / 32], [12, 22 / 32]] and h["probe_steps"] == 12
+    p1, p2, pooled = 8 / 32, 22 / 32, 30 / 64
+    z = (p2 - p1) / math.sqrt(pooled * (1 - pooled) * (2 / 32))
+    assert h["probe_p_value"] == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-9)
+    assert h["probe_by_kind"] == {"header": [0.0, 6 / 16], "file_name": [0.5, 1.0]}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"mlflow_run_id": "r1"}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(_row(s, 8, 2)) + "\n" for s in range(1, 13)))
+    (run / "probe.jsonl").write_text("".join(json.dumps(p) + "\n" for p in probes))
+    main([str(run)])
+    out = capsys.readouterr().out
+    assert "fixed probe tasks (never trained on): 25% valid before RL → 69% after 12 steps" in out
+    assert "a significant rise" in out and "header 0% → 38%" in out
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["probe_p_value"] == pytest.approx(h["probe_p_value"])
+
+
+def test_no_probe_before_rl_means_no_probe_headline():
+    from acelib.trainer.summary import probe_headline
+    assert probe_headline([])["probe_p_value"] is None
+    h = probe_headline([_probe(4, 3, 8, {"typo": [3, 8]}), _probe(8, 5, 8, {"typo": [5, 8]})])   # resumed late
+    assert h["probe_valid_rate_before"] is None and h["probe_curve"] == [[4, 3 / 8], [8, 5 / 8]]
+    assert "fixed probe tasks" not in report({**headline([_row(1, 8, 1)] * 3), **h, "run_dir": "/r",
+                                              "mlflow_run_id": "x"})
+
+
+def test_probe_before_after_prefers_a_task_that_became_valid(tmp_path):
+    from acelib.trainer.summary import probe_before_after
+
+    def row(step, outcomes, texts):
+        return {**_probe(step, 0, 4, {}), "tasks": [["a", "header"], ["b", "file_name"], ["c", "makedirs"]],
+                "outcomes": outcomes, "texts": texts}
+    rows = [row(0, [["valid"], ["error"], ["error"]], ["a0", "b0", "c0"]),
+            row(4, [["valid"], ["valid"], ["format_error"]], ["a4", "b4", "c4"])]
+    (tmp_path / "probe.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = probe_before_after(tmp_path, pairs=2)
+    assert [p["competition_id"] for p in pairs] == ["b", "c"]   # became valid first, then changed outcome
+    assert pairs[0]["before_response"] == "b0" and pairs[0]["after_response"] == "b4"
+    assert pairs[0]["after_outcome"] == "valid" and pairs[0]["bug_kind"] == "file_name" and pairs[0]["after_step"] == 4
