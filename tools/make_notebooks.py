@@ -175,7 +175,7 @@ steps = 4                # agent steps per episode
 seeds = [0, 1, 2]        # one episode per competition and seed
 backend = "auto"         # engine of local models: auto (vLLM if installed), hf, vllm
 temperature = 0.7
-max_new_tokens = 384
+max_new_tokens = 512      # as the CPU preset trains
 tracking_uri = "sqlite:///outputs/mlflow.db"
 experiment = "acelib"
 """),
