@@ -32,11 +32,12 @@ test-unit: setup
 	$(PY) -m pytest -q -m "not integration"
 
 # --log-output streams the notebook's own lines (one per learner step) to the terminal; engine logs go to files in
-# the run directory. The last line is the run's outcome as one JSON object (acelib.trainer.summary).
+# the run directory. The notebook prints the closing report; the last line is the run's outcome as one JSON object
+# (acelib.trainer.summary).
 train: setup
 	$(PY) -m papermill notebooks/train.ipynb outputs/train.ipynb -k python3 --log-output --no-progress-bar $(ARGS)
 	@$(PY) -m acelib.tracking outputs/train.ipynb || echo "(executed notebook not attached to MLflow: dry run?)"
-	@if [ -f outputs/last_run.json ]; then $(PY) -m acelib.trainer.summary outputs/last_run.json; fi
+	@if [ -f outputs/last_run.json ]; then $(PY) -m acelib.trainer.summary --json outputs/last_run.json; fi
 
 # OpenAI-compatible API on 127.0.0.1:$(PORT) (vLLM); Ctrl-C stops it. More `vllm serve` flags: ARGS="-- --max-num-seqs 8"
 serve: setup

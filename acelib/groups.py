@@ -26,3 +26,9 @@ def is_zero_variance(rewards: Sequence[float], masked: Sequence[bool] | None = N
     """True when the valid rewards cannot give an advantage: fewer than two, or max − min ≤ tol."""
     vals = valid_rewards(rewards, masked)
     return len(vals) < 2 or max(vals) - min(vals) <= tol
+
+
+def valid_and_changed(outcomes: Sequence[str], identical_to_parent: Sequence[bool]) -> int:
+    """Responses that count as progress: a valid submission from a script that is not a copy of the task's own
+    (a valid copy of an improve seed is no step). The one count behind the rollouts' and the probe's valid rates."""
+    return sum(o == "valid" and not same for o, same in zip(outcomes, identical_to_parent, strict=True))

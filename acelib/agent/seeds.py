@@ -39,6 +39,7 @@ class _Job:
     code: str
     valid: bool     # what running it must give: True for a compact baseline, False for a mutation
     what: str
+    kind: str = "baseline"   # the mutation kind (`mutations.KINDS`), or "baseline" for a compact baseline
 
 
 def _cache_path(root: Path, job: _Job, stamp: str, config: AgentConfig, limits) -> Path:
@@ -72,7 +73,7 @@ def seed_jobs(competition_ids: Iterable[str], split: str = "train", kinds: Itera
         # draws as asking for `per_competition`
         drawn = [m for m in mutations.sample(cid, 10**6, split=split, kinds=kinds, seed=seed) if m.code not in exclude]
         for m in drawn[:per_competition]:
-            jobs.append(_Job(cid, m.code, False, f"{m.kind} mutation ({m.description})"))
+            jobs.append(_Job(cid, m.code, False, f"{m.kind} mutation ({m.description})", m.kind))
     return jobs
 
 

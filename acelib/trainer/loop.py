@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from acelib.config import to_dict
+from acelib.groups import valid_and_changed
 from acelib.trainer import faults
 from acelib.trainer.config import TrainConfig
 from acelib.trainer.payloads import FinishedGroup, ProbeResult
@@ -72,6 +73,12 @@ def training_competitions(cfg: TrainConfig) -> dict[str, str]:
     return {cid: str(prepare_competition(cid).root) for cid in ids}
 
 
+def seed_draw(cfg: TrainConfig) -> dict:
+    """Which seed scripts the run draws (`acelib.agent.seeds.seed_jobs` / `seed_states` arguments)."""
+    return dict(split="train", kinds=cfg.seeds.kinds or None, per_competition=cfg.seeds.per_competition,
+                improve=cfg.seeds.improve, seed=cfg.seed)
+
+
 def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
     """The buffer's seed tasks (acelib.agent.seeds): compact baselines (improve) and train-split mutations of them
     (debug), each really run in the sandbox with the run's own agent and sandbox settings (cached after the first
@@ -79,35 +86,37 @@ def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
     if not cfg.seeds.enabled:
         return []
     from acelib.agent.seeds import seed_states as build
-    return build(competition_ids, split="train", kinds=cfg.seeds.kinds or None,
-                 per_competition=cfg.seeds.per_competition, improve=cfg.seeds.improve, seed=cfg.seed,
-                 config=cfg.agent, limits=cfg.sandbox, workers=cfg.resources.sandbox_workers)
+    return build(competition_ids, **seed_draw(cfg), config=cfg.agent, limits=cfg.sandbox,
+                 workers=cfg.resources.sandbox_workers)
 
 
 PROBE_SEED_OFFSET = 104_729   # probe draws differ from the RL seeds (offset 0) and the warm start's examples
 
 
+def probe_draw(cfg: TrainConfig, competition_ids: list[str]) -> dict:
+    """Which scripts the probe draws: train-split mutations of the seed kinds, none of them an RL seed or a
+    warm-start example (so a rise is not the policy recalling a task it was shown)."""
+    from acelib.agent.seeds import seed_jobs
+    from acelib.trainer.warmstart import example_draw
+
+    taken = {j.code for j in seed_jobs(competition_ids, **seed_draw(cfg))}
+    if cfg.warm_start.enabled:
+        taken |= {j.code for j in seed_jobs(competition_ids, **example_draw(cfg))}
+    return dict(split="train", kinds=cfg.seeds.kinds or None, per_competition=cfg.probe.per_competition,
+                improve=False, seed=cfg.seed + PROBE_SEED_OFFSET, exclude=taken)
+
+
 def probe_tasks(cfg: TrainConfig, competition_ids: list[str]) -> tuple[list, list[str]]:
-    """The run's fixed probe tasks and their mutation kinds: train-split mutations of the seed kinds, none of them
-    an RL seed or a warm-start example (so a rise is not the policy recalling a task it was shown), really run like
-    the seeds (and cached)."""
+    """The run's fixed probe tasks (`probe_draw`) and their mutation kinds, really run like the seeds (cached)."""
     if not cfg.probe.enabled:
         return [], []
     from acelib.agent.seeds import seed_jobs
     from acelib.agent.seeds import seed_states as build
-    from acelib.trainer.warmstart import EXAMPLES_SEED_OFFSET
 
-    kinds = cfg.seeds.kinds or None
-    taken = {j.code for j in seed_jobs(competition_ids, "train", kinds, cfg.seeds.per_competition, False, cfg.seed)}
-    if cfg.warm_start.enabled:
-        taken |= {j.code for j in seed_jobs(competition_ids, "train", cfg.warm_start.kinds or None,
-                                            cfg.warm_start.examples_per_competition, False,
-                                            cfg.seed + EXAMPLES_SEED_OFFSET)}
-    args = dict(split="train", kinds=kinds, per_competition=cfg.probe.per_competition, improve=False,
-                seed=cfg.seed + PROBE_SEED_OFFSET, exclude=taken)
-    jobs = seed_jobs(competition_ids, **args)
-    states = build(competition_ids, **args, config=cfg.agent, limits=cfg.sandbox, workers=cfg.resources.sandbox_workers)
-    return states, [j.what.split(" ", 1)[0] for j in jobs]
+    draw = probe_draw(cfg, competition_ids)
+    states = build(competition_ids, **draw, config=cfg.agent, limits=cfg.sandbox,
+                   workers=cfg.resources.sandbox_workers)
+    return states, [j.kind for j in seed_jobs(competition_ids, **draw)]
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -136,13 +145,14 @@ def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, f
         "sandbox/latency_s": float(np.mean(lat)) if lat else 0.0,
     }
     for t in STEP_TYPES:   # validity by the kind of task answered (a valid copy of an improve seed is no progress)
-        of_type = [(o, same) for g in groups if g.step_type == t for o, same in zip(g.outcomes, g.identical_to_parent)]
+        outcomes_t = [o for g in groups if g.step_type == t for o in g.outcomes]
+        identical_t = [same for g in groups if g.step_type == t for same in g.identical_to_parent]
         out[f"groups/{t}"] = float(sum(g.step_type == t for g in groups))
-        if of_type:
-            out[f"rate/valid/{t}"] = sum(o == "valid" for o, _ in of_type) / len(of_type)
-            out[f"samples/{t}"] = float(len(of_type))
-            out[f"samples/valid/{t}"] = float(sum(o == "valid" for o, _ in of_type))
-            out[f"samples/valid_changed/{t}"] = float(sum(o == "valid" and not same for o, same in of_type))
+        if outcomes_t:
+            out[f"rate/valid/{t}"] = sum(o == "valid" for o in outcomes_t) / len(outcomes_t)
+            out[f"samples/{t}"] = float(len(outcomes_t))
+            out[f"samples/valid/{t}"] = float(sum(o == "valid" for o in outcomes_t))
+            out[f"samples/valid_changed/{t}"] = float(valid_and_changed(outcomes_t, identical_t))
     return out
 
 
@@ -614,13 +624,14 @@ class Orchestrator:
         self.summary = self._summarize()
 
     def _summarize(self) -> dict:
-        """The run's headline (first vs last third of the steps), written to summary.json and MLflow, printed."""
+        """The run's headline (probe before/after, first vs last third of the steps), written to summary.json and
+        MLflow; the caller prints it (`acelib.trainer.summary.report`: the train notebook does)."""
         import json
 
         import mlflow
 
         from acelib import tracking
-        from acelib.trainer.summary import report, run_summary
+        from acelib.trainer.summary import run_summary
         summary = run_summary(self.run_dir.path, self.run_id, self.cfg.tracking_uri)
         (self.run_dir.path / "summary.json").write_text(json.dumps(summary, indent=1))
         tracking.log_metrics({f"summary/{k}": v for k, v in summary.items() if isinstance(v, (int, float))},
@@ -629,7 +640,6 @@ class Orchestrator:
         tracking.set_description(tracking.describe("GRPO training", self._description_fields(), headline={
             k: summary[k] for k in ("valid_rate_first_third", "valid_rate_last_third", "p_value")}))
         summary["registered_model"] = self.registered.uri
-        print(report(summary), flush=True)
         return summary
 
     def teardown(self) -> None:

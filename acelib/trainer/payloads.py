@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from acelib.agent.state import State
-from acelib.groups import is_zero_variance
+from acelib.groups import is_zero_variance, valid_and_changed
 from acelib.learner.batch import RolloutGroup
 
 
@@ -60,4 +60,4 @@ class ProbeResult:
         idx = range(len(self.outcomes)) if tasks is None else tasks
         pairs = [(o, same) for i in idx for o, same in zip(self.outcomes[i], self.identical_to_parent[i])
                  if o != "infra_error"]
-        return sum(o == "valid" and not same for o, same in pairs), len(pairs)
+        return valid_and_changed([o for o, _ in pairs], [same for _, same in pairs]), len(pairs)

@@ -114,23 +114,6 @@ def report(summary: dict) -> str:
          if summary.get("registered_model") else []))
 
 
-def main(argv: list[str]) -> None:
-    path = Path(argv[0] if argv else "outputs/last_run.json")
-    if path.is_dir():
-        info = json.loads((path / "run.json").read_text())
-        summary = run_summary(path, info.get("mlflow_run_id", ""))
-    else:
-        info = json.loads(path.read_text())
-        summary = run_summary(info["run_dir"], info["mlflow_run_id"], info.get("tracking_uri", ""))
-        summary["registered_model"] = info.get("registered_model")
-    print(report(summary))
-    print(json.dumps(summary))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-
-
 def probe_before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:
     """What changed, on the same fixed probe task: the first response to it before RL and after the last step,
     preferring tasks whose first response went from not valid to valid (then any change of outcome)."""
@@ -174,3 +157,25 @@ def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> 
         return out
     finally:
         db.close()
+
+
+def main(argv: list[str]) -> None:
+    """`python -m acelib.trainer.summary [--json] [outputs/last_run.json | run directory]`: the closing report and,
+    as the last line, the summary as one JSON object (`--json`: only that line)."""
+    json_only = "--json" in argv
+    argv = [a for a in argv if a != "--json"]
+    path = Path(argv[0] if argv else "outputs/last_run.json")
+    if path.is_dir():
+        info = json.loads((path / "run.json").read_text())
+        summary = run_summary(path, info.get("mlflow_run_id", ""))
+    else:
+        info = json.loads(path.read_text())
+        summary = run_summary(info["run_dir"], info["mlflow_run_id"], info.get("tracking_uri", ""))
+        summary["registered_model"] = info.get("registered_model")
+    if not json_only:
+        print(report(summary))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

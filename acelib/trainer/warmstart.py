@@ -108,6 +108,14 @@ def expert_response(state, fixed: str, response_format: str) -> str:
     return fenced(fixed, plan)
 
 
+def example_draw(cfg) -> dict:
+    """Which mutations the warm start imitates (`acelib.agent.seeds.seed_jobs` / `seed_states` arguments): train
+    split, drawn apart from the RL seeds by a seed offset."""
+    ws = cfg.warm_start
+    return dict(split="train", kinds=ws.kinds, per_competition=ws.examples_per_competition, improve=False,
+                seed=cfg.seed + EXAMPLES_SEED_OFFSET)
+
+
 def examples(cfg, competitions: dict[str, str]) -> list[tuple[list[dict], str]]:
     """(chat messages, expert response) pairs from the training suite: mutations of the warm-start kinds (train
     split, really run for their outputs) and, with `drafts`, root drafts."""
@@ -118,8 +126,7 @@ def examples(cfg, competitions: dict[str, str]) -> list[tuple[list[dict], str]]:
     from acelib.tasks.suites import compact_baseline
 
     ws = cfg.warm_start
-    states = seed_states(list(competitions), split="train", kinds=ws.kinds, per_competition=ws.examples_per_competition,
-                         improve=False, seed=cfg.seed + EXAMPLES_SEED_OFFSET, config=cfg.agent, limits=cfg.sandbox,
+    states = seed_states(list(competitions), **example_draw(cfg), config=cfg.agent, limits=cfg.sandbox,
                          workers=cfg.resources.sandbox_workers)
     if ws.drafts:
         states += [State(competition_id=c) for c in competitions]
@@ -145,8 +152,11 @@ def recipe(cfg, base_model_dir: str, competitions: dict[str, str]) -> dict:
 def warm_start_task(cfg, base_model_dir: str, competitions: dict[str, str], log_file: str) -> tuple[str, str]:
     """`warm_start` as the trainer runs it, in a Ray task of its own (its memory is freed when it ends) with its
     output in `log_file`: (model directory, one line saying what happened)."""
-    from acelib.trainer.learner_group import redirect_output
+    from acelib.trainer.learner_group import redirect_output, set_torch_threads
     redirect_output(log_file)
+    # Ray starts a task with num_cpus=0 under OMP_NUM_THREADS=1: torch then trains on one core (17.8 s per step of
+    # the CPU preset's warm start, against 9.4 s with both cores)
+    set_torch_threads(cfg.resources.torch_threads)
     cached = (cache_dir_for(cfg, base_model_dir, competitions) / "warm_start.json").is_file()
     model = warm_start(cfg, base_model_dir, competitions)
     stats = json.loads((model / "warm_start.json").read_text())

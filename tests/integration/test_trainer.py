@@ -84,6 +84,49 @@ print("DONE", res.steps_done, res.mlflow_run_id)
 """
 
 
+ORDER_SCRIPT = """
+from acelib.trainer import resolve, train
+from acelib.trainer.actors import RolloutWorker
+
+class Recorder(RolloutWorker):
+    # what the engine does, in order, to a file (the worker is a Ray actor in another process)
+    def _note(self, what):
+        with open({log!r}, "a") as f:
+            f.write(what + "\\n")
+    def sync_weights(self, weights_dir, policy_version):
+        self._note(f"sync {{policy_version}}")
+        return super().sync_weights(weights_dir, policy_version)
+    def evaluate(self, states, n):
+        self._note("probe")
+        return super().evaluate(states, n)
+    def _generate(self, messages):
+        self._note("rollout")
+        return super()._generate(messages)
+
+cfg = resolve("tiny", None, dict(competitions={comps!r}, steps=1, tasks_per_step=1, mode="sync", max_staleness=0,
+                                 tracking_uri={uri!r}, output_dir={out!r}, run_name="order",
+                                 learner=dict(dtype="bf16")))
+res = train(cfg, progress=False, rollout_worker_cls=Recorder)
+print("DONE", res.steps_done)
+"""
+
+
+def test_engines_sample_the_learners_weights_from_the_first_probe_and_rollout(tracking, tmp_path):
+    # The engines load the checkpoint file (fp32), the learner holds it in its own dtype (bf16 here): two different
+    # policies. The probe before step 1 and the first rollouts must come from the learner's weights, or the first
+    # sync is counted as learning (docs/trainer.md, "Probe").
+    uri, _ = tracking
+    log = tmp_path / "engine.log"
+    script = tmp_path / "run.py"
+    script.write_text(ORDER_SCRIPT.format(comps=_two_competitions()[:1], uri=uri, out=str(tmp_path / "runs"),
+                                          log=str(log)))
+    r = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and "DONE 1" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+    events = log.read_text().split("\n")[:-1]
+    assert events[0] == "sync 0" and {"probe", "rollout"} <= set(events)      # weights first, then any sampling
+    assert events.index("sync 1") > events.index("rollout")                     # the step's update came after
+
+
 def test_resume_after_sigkill_is_continuous(tracking, tmp_path):
     uri, _ = tracking
     out = tmp_path / "runs"

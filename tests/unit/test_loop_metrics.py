@@ -1,3 +1,5 @@
+import pytest
+
 from acelib.trainer.loop import group_metrics, step_line
 from acelib.trainer.payloads import FinishedGroup
 
@@ -31,3 +33,11 @@ def test_group_metrics_rates_variance_and_staleness_against_the_weights_trained(
     line = step_line({"train/step": 4, "time/step_s": 81.4, **m}, 9)
     assert line.startswith("step 4/9 | reward") and "debug 0.50" in line and "81 s" in line
     assert "copies of parent 0.12" in line
+
+
+def test_valid_and_changed_counts_valid_responses_that_are_not_copies():
+    from acelib.groups import valid_and_changed
+    assert valid_and_changed(["valid", "valid", "error", "format_error"], [False, True, False, False]) == 1
+    assert valid_and_changed([], []) == 0
+    with pytest.raises(ValueError):
+        valid_and_changed(["valid"], [])       # one flag per response, or the count is wrong

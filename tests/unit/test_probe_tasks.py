@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from acelib.agent.seeds import seed_jobs
 from acelib.trainer import resolve
-from acelib.trainer.loop import PROBE_SEED_OFFSET
+from acelib.trainer.loop import probe_draw, seed_draw
 from acelib.trainer.payloads import ProbeResult
-from acelib.trainer.warmstart import EXAMPLES_SEED_OFFSET
+from acelib.trainer.warmstart import example_draw
 
 COMPS = ["titanic-survival", "orange-juice"]
 KINDS = ("file_name", "missing_import", "makedirs", "header")
@@ -23,20 +23,18 @@ def test_exclude_skips_the_taken_draws_and_keeps_the_order_of_the_rest():
 
 
 def test_cpu_preset_probe_tasks_are_neither_rl_seeds_nor_warm_start_examples():
+    # the draws the trainer, the warm start and the probe really make (the probe's states are built from probe_draw)
     cfg = resolve("cpu", None, {})
-    assert cfg.probe.enabled
+    assert cfg.probe.enabled and cfg.warm_start.enabled
     comps = list(cfg.competitions)
-    seeds = {j.code for j in seed_jobs(comps, kinds=cfg.seeds.kinds, per_competition=cfg.seeds.per_competition,
-                                       improve=False, seed=cfg.seed)}
-    examples = {j.code for j in seed_jobs(comps, kinds=cfg.warm_start.kinds,
-                                          per_competition=cfg.warm_start.examples_per_competition, improve=False,
-                                          seed=cfg.seed + EXAMPLES_SEED_OFFSET)}
-    taken = seeds | examples
-    probe = seed_jobs(comps, kinds=cfg.seeds.kinds, per_competition=cfg.probe.per_competition, improve=False,
-                      seed=cfg.seed + PROBE_SEED_OFFSET, exclude=taken)
+    probe = seed_jobs(comps, **probe_draw(cfg, comps))
+    seeds = {j.code for j in seed_jobs(comps, **seed_draw(cfg))}
+    examples = {j.code for j in seed_jobs(comps, **example_draw(cfg))}
+    assert seeds and examples
     assert len(probe) == cfg.probe.per_competition * len(comps)
-    assert not {j.code for j in probe} & taken
-    assert {j.what.split(" ", 1)[0] for j in probe} <= set(cfg.seeds.kinds)
+    assert not {j.code for j in probe} & (seeds | examples)
+    assert {j.kind for j in probe} == set(cfg.seeds.kinds)
+    assert probe == seed_jobs(comps, **probe_draw(cfg, comps))         # deterministic
 
 
 def test_probe_counts_leave_out_masked_samples_and_copies():

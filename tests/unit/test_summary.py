@@ -42,6 +42,8 @@ def test_no_signal_has_no_p_value_and_says_so(tmp_path, capsys):
     out = json.loads(last)                                   # the last line is one JSON object
     assert {"steps", "valid_rate_first_third", "valid_rate_last_third", "p_value", "run_dir",
             "mlflow_run_id"} <= set(out) and out["steps"] == 3 and out["mlflow_run_id"] == "r1"
+    main(["--json", str(run)])                               # what `make train` prints after the notebook's report
+    assert [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()] == [out]
 
 
 def _probe(step, valid, samples, by_kind):
