@@ -294,7 +294,16 @@ def materialize(name: str, check: bool = True) -> Path | str:
         tmp = final.parent / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        _BUILDERS[name](tmp)
+        # no per-tensor progress bars of transformers' loading and writing in the run's report (its GGUF
+        # conversion uses a plain tqdm and still shows one)
+        from transformers.utils import logging as hf_logging
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            _BUILDERS[name](tmp)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         _write_manifest(tmp, name)
         if final.exists():
             shutil.rmtree(final)
