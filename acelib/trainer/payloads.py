@@ -58,6 +58,6 @@ class ProbeResult:
     def counts(self, tasks: list[int] | None = None) -> tuple[int, int]:
         """(valid responses that changed the script, responses counted) over the given tasks (None = all)."""
         idx = range(len(self.outcomes)) if tasks is None else tasks
-        pairs = [(o, same) for i in idx for o, same in zip(self.outcomes[i], self.identical_to_parent[i])
-                 if o != "infra_error"]
-        return valid_and_changed([o for o, _ in pairs], [same for _, same in pairs]), len(pairs)
+        outcomes = [o for i in idx for o in self.outcomes[i]]
+        identical = [same for i in idx for same in self.identical_to_parent[i]]
+        return valid_and_changed(outcomes, identical), sum(o != "infra_error" for o in outcomes)

@@ -162,9 +162,12 @@ def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> 
 def main(argv: list[str]) -> None:
     """`python -m acelib.trainer.summary [--json] [outputs/last_run.json | run directory]`: the closing report and,
     as the last line, the summary as one JSON object (`--json`: only that line)."""
-    json_only = "--json" in argv
-    argv = [a for a in argv if a != "--json"]
-    path = Path(argv[0] if argv else "outputs/last_run.json")
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m acelib.trainer.summary", description="a run's closing summary")
+    ap.add_argument("path", nargs="?", default="outputs/last_run.json", help="last_run.json or a run directory")
+    ap.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = ap.parse_args(argv)
+    path = Path(args.path)
     if path.is_dir():
         info = json.loads((path / "run.json").read_text())
         summary = run_summary(path, info.get("mlflow_run_id", ""))
@@ -172,7 +175,7 @@ def main(argv: list[str]) -> None:
         info = json.loads(path.read_text())
         summary = run_summary(info["run_dir"], info["mlflow_run_id"], info.get("tracking_uri", ""))
         summary["registered_model"] = info.get("registered_model")
-    if not json_only:
+    if not args.json:
         print(report(summary))
     print(json.dumps(summary))
 
