@@ -65,6 +65,7 @@ resume = ""              # a run directory or MLflow run id to continue
 dry_run = False          # validate the configuration and print the resource plan only
 tracking_uri = None      # MLflow store; None: sqlite:///outputs/mlflow.db
 overrides = {}           # any other TrainConfig field, dotted for components, e.g. {"learner.lr": 1e-5} (or JSON text)
+last_run_file = "outputs/last_run.json"  # the run's outcome (run dir, MLflow run) for make train and eval.ipynb
 """),
         code(SETUP),
         code("""
@@ -110,14 +111,15 @@ Two measurements, each with a two-sided two-proportion z-test:
 """),
         code("""
 from acelib.trainer.summary import before_after, probe_before_after, report
+last_run_path = ROOT / last_run_file
 if not cfg.dry_run:
     print(report(result.summary))
-    (ROOT / "outputs").mkdir(exist_ok=True)
-    (ROOT / "outputs" / "last_run.json").write_text(json.dumps({"run_dir": str(result.run_dir),
+    last_run_path.parent.mkdir(parents=True, exist_ok=True)
+    last_run_path.write_text(json.dumps({"run_dir": str(result.run_dir),
         "mlflow_run_id": result.mlflow_run_id, "tracking_uri": cfg.tracking_uri,
         "registered_model": result.summary.get("registered_model")}))
 else:
-    (ROOT / "outputs" / "last_run.json").unlink(missing_ok=True)  # a dry run produces no MLflow run
+    last_run_path.unlink(missing_ok=True)  # a dry run produces no MLflow run
     print("dry run OK:", result["ok"])
 """),
         md("""

@@ -41,7 +41,8 @@ def test_train_notebook_on_a_two_node_cluster(tmp_path):
         r = subprocess.run(
             [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "train.ipynb"), str(out), "-k", "python3",
              "-p", "model", "tiny", "-p", "competitions", json.dumps(list(SUITES["train"][:1])),
-             "-p", "tracking_uri", f"sqlite:///{tmp_path}/mlflow.db", "-p", "overrides", overrides],
+             "-p", "tracking_uri", f"sqlite:///{tmp_path}/mlflow.db", "-p", "overrides", overrides,
+             "-p", "last_run_file", str(tmp_path / "last_run.json")],
             cwd=ROOT, capture_output=True, text=True, timeout=1200)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         run_dir = next((tmp_path / "runs").iterdir())

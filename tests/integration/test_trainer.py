@@ -34,8 +34,9 @@ def test_train_notebook_tiny_end_to_end_logs_to_mlflow(tracking, tmp_path):
     uri, _ = tracking
     out = tmp_path / "train.ipynb"
     _papermill("train.ipynb", out, {"model": "tiny", "competitions": _two_competitions(), "tracking_uri": uri,
-                                    "overrides": {"output_dir": str(tmp_path / "runs")}})
-    last = json.loads((ROOT / "outputs" / "last_run.json").read_text())
+                                    "overrides": {"output_dir": str(tmp_path / "runs")},
+                                    "last_run_file": str(tmp_path / "last_run.json")})   # not the user's outputs/
+    last = json.loads((tmp_path / "last_run.json").read_text())
     run_dir = Path(last["run_dir"])
     assert run_dir.parent == tmp_path / "runs"
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
