@@ -26,3 +26,38 @@ def fake_competition(tmp_path):
                 (folder / fname).write_text(text)
         return c
     return make
+
+
+@pytest.fixture
+def ray_cluster():
+    """make(head_args, *node_args) → (cluster, temp_dir, nodes): a real `ray.cluster_utils.Cluster` (not connected)
+    whose nodes are all up. Teardown shuts it down and removes its temp dir whatever happened in the test, a node
+    that failed to start included, so no cluster outlives its test."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ray._common.utils import get_ray_address_file
+    from ray.cluster_utils import Cluster
+
+    # Cluster records its address in <Ray's default temp dir>/ray_current_cluster even when its nodes get their own
+    # temp_dir, and fails with FileNotFoundError on a machine where Ray never ran (a fresh CI machine).
+    Path(get_ray_address_file(None)).parent.mkdir(parents=True, exist_ok=True)
+    clusters, temp_dirs = [], []
+
+    def make(head_args: dict, *node_args: dict):
+        # Unique and short: Ray's socket paths have a length limit, and a fixed name would meet a leaked cluster.
+        temp_dirs.append(Path(tempfile.mkdtemp(prefix="acelib-ray-", dir="/tmp")))
+        # nodes start from this (the main) thread: Ray's node processes install signal handlers
+        cluster = Cluster(initialize_head=True, connect=False,
+                          head_node_args={**head_args, "temp_dir": str(temp_dirs[-1])})
+        clusters.append(cluster)
+        nodes = [cluster.add_node(**args) for args in node_args]
+        cluster.wait_for_nodes()
+        return cluster, temp_dirs[-1], nodes
+
+    yield make
+    for cluster in clusters:
+        cluster.shutdown()
+    for temp_dir in temp_dirs:
+        shutil.rmtree(temp_dir, ignore_errors=True)

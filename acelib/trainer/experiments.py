@@ -415,19 +415,20 @@ def _log_policy_run(spec: PolicySpec, model: str, reports: dict, usage: dict, pr
                             tags={"acelib.kind": "eval", "acelib.policy": spec.label}) as run:
         tracking.log_params(params)
         headline = {}
-        tmp = Path(tempfile.mkdtemp(prefix="acelib-eval-"))
-        for protocol in protocols:
-            report, u = reports[(spec.label, protocol)], usage[(spec.label, protocol)]
-            s = report.summary()
-            tracking.log_metrics({f"{protocol}/{k}": v for k, v in s.items()}, step=0)
-            tracking.log_metrics({f"{protocol}/tokens/prompt": u.prompt_tokens,
-                                  f"{protocol}/tokens/completion": u.completion_tokens,
-                                  f"{protocol}/requests": u.requests, f"{protocol}/cost_usd": u.cost_usd}, step=0)
-            out = tmp / f"eval-{spec.label}-{protocol}.json"
-            out.write_text(report.to_json())
-            mlflow.log_artifact(str(out), artifact_path="eval")
-            headline[f"{protocol}: valid rate"] = s["valid_rate_mean"]
-            headline[f"{protocol}: any medal"] = s["any_medal_mean"]
+        # MLflow copies an artifact into its store: the local file is only needed until log_artifact returns
+        with tempfile.TemporaryDirectory(prefix="acelib-eval-") as tmp:
+            for protocol in protocols:
+                report, u = reports[(spec.label, protocol)], usage[(spec.label, protocol)]
+                s = report.summary()
+                tracking.log_metrics({f"{protocol}/{k}": v for k, v in s.items()}, step=0)
+                tracking.log_metrics({f"{protocol}/tokens/prompt": u.prompt_tokens,
+                                      f"{protocol}/tokens/completion": u.completion_tokens,
+                                      f"{protocol}/requests": u.requests, f"{protocol}/cost_usd": u.cost_usd}, step=0)
+                out = Path(tmp) / f"eval-{spec.label}-{protocol}.json"
+                out.write_text(report.to_json())
+                mlflow.log_artifact(str(out), artifact_path="eval")
+                headline[f"{protocol}: valid rate"] = s["valid_rate_mean"]
+                headline[f"{protocol}: any medal"] = s["any_medal_mean"]
         tracking.set_description(tracking.describe(f"Evaluation of {spec.label}", {"model": model, "suite": suite},
                                                    headline))
         return run.info.run_id
@@ -441,13 +442,13 @@ def _log_comparison(result: PolicyComparison, tracking_uri: str, experiment: str
     from acelib import tracking
 
     table = result.table()
-    tmp = Path(tempfile.mkdtemp(prefix="acelib-eval-"))
-    table.to_csv(tmp / "comparison.csv")
-    fig = result.plot(tmp / "comparison.png")
-    plt.close(fig)
     headline = {f"{label} / {protocol}: valid rate": row["valid rate"]
                 for (label, protocol), row in table.iterrows()}
-    with tracking.start_run(tracking_uri, experiment, run_id=result.parent_run_id):
+    with tracking.start_run(tracking_uri, experiment, run_id=result.parent_run_id), \
+            tempfile.TemporaryDirectory(prefix="acelib-eval-") as tmp_name:
+        tmp = Path(tmp_name)
+        table.to_csv(tmp / "comparison.csv")
+        plt.close(result.plot(tmp / "comparison.png"))
         for name in ("comparison.csv", "comparison.png"):
             mlflow.log_artifact(str(tmp / name), artifact_path="comparison")
         old = mlflow.get_run(result.parent_run_id).data.tags.get(tracking.DESCRIPTION_TAG, "")

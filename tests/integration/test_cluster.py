@@ -5,7 +5,6 @@ shuts down leaving no process and no temporary directory behind."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,33 +24,24 @@ def _cluster_processes(temp_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def test_train_notebook_on_a_two_node_cluster(tmp_path):
-    from ray.cluster_utils import Cluster
-
+def test_train_notebook_on_a_two_node_cluster(tmp_path, ray_cluster):
     from acelib.tasks.suites import SUITES
 
-    temp_dir = Path("/tmp") / f"acelib-cluster-{tmp_path.name[-12:]}"   # short: Ray's socket paths have a limit
-    cluster = Cluster(initialize_head=True, connect=False,
-                      head_node_args={"num_cpus": 2, "temp_dir": str(temp_dir), "include_dashboard": False})
-    cluster.add_node(num_cpus=1, resources={"executor": 2})
-    cluster.wait_for_nodes()
-    try:
-        overrides = json.dumps({"resources.ray_address": cluster.address, "output_dir": str(tmp_path / "runs")})
-        out = tmp_path / "train.ipynb"
-        r = subprocess.run(
-            [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "train.ipynb"), str(out), "-k", "python3",
-             "-p", "model", "tiny", "-p", "competitions", json.dumps(list(SUITES["train"][:1])),
-             "-p", "tracking_uri", f"sqlite:///{tmp_path}/mlflow.db", "-p", "overrides", overrides,
-             "-p", "last_run_file", str(tmp_path / "last_run.json")],
-            cwd=ROOT, capture_output=True, text=True, timeout=1200)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        run_dir = next((tmp_path / "runs").iterdir())
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        assert [row["step"] for row in rows] == [1, 2, 3]
-        plan = json.loads((run_dir / "run.json").read_text())["plan"]
-        assert plan["ray"]["address"] == cluster.address
-    finally:
-        cluster.shutdown()
+    cluster, temp_dir, _ = ray_cluster({"num_cpus": 2, "include_dashboard": False},
+                                       {"num_cpus": 1, "resources": {"executor": 2}})
+    overrides = json.dumps({"resources.ray_address": cluster.address, "output_dir": str(tmp_path / "runs")})
+    out = tmp_path / "train.ipynb"
+    r = subprocess.run(
+        [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "train.ipynb"), str(out), "-k", "python3",
+         "-p", "model", "tiny", "-p", "competitions", json.dumps(list(SUITES["train"][:1])),
+         "-p", "tracking_uri", f"sqlite:///{tmp_path}/mlflow.db", "-p", "overrides", overrides,
+         "-p", "last_run_file", str(tmp_path / "last_run.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run_dir = next((tmp_path / "runs").iterdir())
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    plan = json.loads((run_dir / "run.json").read_text())["plan"]
+    assert plan["ray"]["address"] == cluster.address
+    cluster.shutdown()
     assert not _cluster_processes(temp_dir), "processes of the cluster outlived its shutdown"
-    shutil.rmtree(temp_dir, ignore_errors=True)
-    assert not temp_dir.exists()

@@ -35,16 +35,11 @@ print("DONE", res.steps_done, res.mlflow_run_id)
 """
 
 
-def test_executor_node_lost_mid_run_then_replaced(tmp_path):
-    from ray.cluster_utils import Cluster
-
+def test_executor_node_lost_mid_run_then_replaced(tmp_path, ray_cluster):
     from acelib.tasks.suites import SUITES
 
-    temp_dir = Path("/tmp") / f"acelib-nodeloss-{tmp_path.name[-10:]}"
-    cluster = Cluster(initialize_head=True, connect=False,
-                      head_node_args={"num_cpus": 2, "temp_dir": str(temp_dir), "include_dashboard": False})
-    node = cluster.add_node(num_cpus=1, resources={"executor": 1})
-    cluster.wait_for_nodes()
+    cluster, _, (node,) = ray_cluster({"num_cpus": 2, "include_dashboard": False},
+                                      {"num_cpus": 1, "resources": {"executor": 1}})
     run_dir = tmp_path / "runs" / "node-loss"
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(comps=list(SUITES["train"][:1]), uri=f"sqlite:///{tmp_path}/mlflow.db",

@@ -181,15 +181,19 @@ class TestLocalRay:
 def two_nodes():
     # Real raylets: a head without the executor resource and one executor node. Fast health checks so a node
     # killed without notice is declared dead in ~2 s instead of ~30 s.
+    from ray._common.utils import get_ray_address_file
+    Path(get_ray_address_file(None)).parent.mkdir(parents=True, exist_ok=True)   # see tests/conftest.py, ray_cluster
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False,
         "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
                            "health_check_failure_threshold": 4}})
-    node = cluster.add_node(num_cpus=1, resources={"executor": 2})
-    ray.init(address=cluster.address, **RAY_ARGS)
-    yield cluster, node
-    ray.shutdown()
-    cluster.shutdown()
+    try:
+        node = cluster.add_node(num_cpus=1, resources={"executor": 2})
+        ray.init(address=cluster.address, **RAY_ARGS)
+        yield cluster, node
+    finally:   # a node that failed to start must not leave the head running for the rest of the suite
+        ray.shutdown()
+        cluster.shutdown()
 
 
 class TestTwoNodes:
