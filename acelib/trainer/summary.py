@@ -87,7 +87,9 @@ def report(summary: dict) -> str:
     def pct(x):
         return "–" if x is None else f"{100 * x:.0f}%"
     def verdict(p, before, after):
-        return "a significant rise" if p is not None and p < 0.05 and after > before else "no significant rise"
+        if p is None or p >= 0.05 or after == before:
+            return "no significant change"
+        return "a significant rise" if after > before else "a significant fall"   # a collapse must read as one
     p = summary.get("p_value")
     pp = summary.get("probe_p_value")
     probe = [] if summary.get("probe_valid_rate_before") is None else [

@@ -76,6 +76,17 @@ def test_probe_before_vs_after_by_hand(tmp_path, capsys):
     assert last["probe_p_value"] == pytest.approx(h["probe_p_value"])
 
 
+def test_a_significant_fall_reads_as_one_and_noise_as_no_change():
+    # the 2026-12-07 default run: probe 18/48 -> 1/48 (p = 1.3e-5), rollouts 10/32 -> 9/32 (p = 0.78)
+    from acelib.trainer.summary import probe_headline
+    h = probe_headline([_probe(0, 18, 48, {}), _probe(12, 1, 48, {})])
+    rollouts = headline([_row(s, 8, v) for s, v in zip(range(1, 13), [0, 2, 8, 0, 0, 8, 7, 1, 1, 3, 3, 2])])
+    assert rollouts["valid_rate_first_third"] == 10 / 32 and rollouts["valid_rate_last_third"] == 9 / 32
+    text = report({**rollouts, **h, "run_dir": "/r", "mlflow_run_id": "abc"})
+    assert "38% valid before RL → 2% after 12 steps" in text and "a significant fall" in text
+    assert "(32 vs 32 responses; two-sided p = 0.784): no significant change" in text
+
+
 def test_no_probe_before_rl_means_no_probe_headline():
     from acelib.trainer.summary import probe_headline
     assert probe_headline([])["probe_p_value"] is None
