@@ -15,7 +15,7 @@ import difflib
 from pathlib import Path
 
 from acelib.agent.config import AgentConfig, SeedConfig
-from acelib.config import ConfigError, from_dict, option
+from acelib.config import ConfigError, flatten, from_dict, option, to_dict
 from acelib.curriculum.config import BufferConfig, SamplerConfig
 from acelib.learner.config import GRPOConfig, LearnerConfig
 from acelib.rollout.config import RolloutConfig
@@ -300,7 +300,8 @@ def resolve(model: str | None = None, params_file: str | None = None, overrides:
     `model` picks the preset `params/<model>.yaml` when one exists; otherwise it overrides the model of the
     default preset (cpu). `params_file` replaces the preset entirely. `overrides` may be a JSON/YAML string.
     """
-    overrides = {k: v for k, v in parse_mapping(overrides).items() if v is not None and v != ""}
+    given = parse_mapping(overrides)
+    overrides = {k: v for k, v in given.items() if v is not None and v != ""}
     if params_file:
         data = load_preset(params_file)
     elif model and (PARAMS_DIR / f"{model}.yaml").exists():
@@ -309,7 +310,15 @@ def resolve(model: str | None = None, params_file: str | None = None, overrides:
         data = load_preset("cpu")
         if model:
             data["model"] = model
-    return from_dict(TrainConfig, _merge(data, _dotted(overrides)))
+    cfg = from_dict(TrainConfig, _merge(data, _dotted(overrides)))
+    # An unset value is skipped, but its name must still be a field: `-p overrides {"learner.lr":3e-5}` typed
+    # without shell quotes arrives as {learner.lr:3e-5}, i.e. the key 'learner.lr:3e-5' with no value.
+    known = flatten(to_dict(cfg))
+    for k in given.keys() - overrides.keys():
+        if k not in known and not any(n.startswith(k + ".") for n in known):
+            raise ConfigError(f"unknown config field {k!r} (given without a value). If a shell dropped the quotes "
+                              f"of JSON, quote it: -p overrides '{{\"learner.lr\": 3.0e-5}}'")
+    return cfg
 
 
 def check_preset_against_model(cfg: TrainConfig) -> list[str]:

@@ -113,3 +113,12 @@ def test_a_plan_the_cluster_cannot_place_fails_naming_the_missing_resources():
     with pytest.raises(RuntimeError, match="engine: needs 1, the cluster has 0, executor: needs 2, the cluster has 1"):
         check_cluster(cfg, {"CPU": 4.0, "executor": 1.0})
     check_cluster(cfg, {"CPU": 4.0, "executor": 2.0, "engine": 1.0})
+
+
+def test_an_override_without_value_must_still_name_a_field():
+    # unset notebook parameters (None) leave the preset's value
+    assert resolve("tiny", None, {"steps": None, "seed": "", "learner.lr": 3e-5}).learner.lr == 3e-5
+    # `-p overrides {"learner.lr":3e-5}` without shell quotes reaches the notebook as {learner.lr:3e-5}:
+    # the key 'learner.lr:3e-5' with no value, which used to be dropped silently
+    with pytest.raises(ConfigError, match=r"unknown config field 'learner.lr:3e-5'.*quote it"):
+        resolve("tiny", None, "{learner.lr:3e-5}")
