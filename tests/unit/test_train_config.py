@@ -122,3 +122,10 @@ def test_an_override_without_value_must_still_name_a_field():
     # the key 'learner.lr:3e-5' with no value, which used to be dropped silently
     with pytest.raises(ConfigError, match=r"unknown config field 'learner.lr:3e-5'.*quote it"):
         resolve("tiny", None, "{learner.lr:3e-5}")
+
+
+def test_yaml_exponent_without_a_dot_is_a_number():
+    # PyYAML reads '{"learner.lr": 3e-5}' as the string '3e-5'
+    assert resolve("tiny", None, '{"learner.lr": 3e-5}').learner.lr == 3e-5
+    with pytest.raises(ConfigError, match="learner.lr: expected a number, got 'fast'"):
+        resolve("tiny", None, {"learner.lr": "fast"})
