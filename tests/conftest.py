@@ -28,8 +28,22 @@ def fake_competition(tmp_path):
     return make
 
 
+@pytest.fixture(scope="session")
+def ray_address_dir():
+    """Ray's default temp dir, created: `ray.cluster_utils.Cluster` records its address in
+    <that dir>/ray_current_cluster even when its nodes get their own temp_dir, and fails with FileNotFoundError on a
+    machine where Ray never ran (a fresh CI machine). Every test that starts a Cluster asks for this."""
+    from pathlib import Path
+
+    from ray._common.utils import get_ray_address_file
+
+    path = Path(get_ray_address_file(None)).parent
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture
-def ray_cluster():
+def ray_cluster(ray_address_dir):
     """make(head_args, *node_args) → (cluster, temp_dir, nodes): a real `ray.cluster_utils.Cluster` (not connected)
     whose nodes are all up. Teardown shuts it down and removes its temp dir whatever happened in the test, a node
     that failed to start included, so no cluster outlives its test."""
@@ -37,12 +51,8 @@ def ray_cluster():
     import tempfile
     from pathlib import Path
 
-    from ray._common.utils import get_ray_address_file
     from ray.cluster_utils import Cluster
 
-    # Cluster records its address in <Ray's default temp dir>/ray_current_cluster even when its nodes get their own
-    # temp_dir, and fails with FileNotFoundError on a machine where Ray never ran (a fresh CI machine).
-    Path(get_ray_address_file(None)).parent.mkdir(parents=True, exist_ok=True)
     clusters, temp_dirs = [], []
 
     def make(head_args: dict, *node_args: dict):

@@ -87,7 +87,7 @@ def report(summary: dict) -> str:
     def pct(x):
         return "–" if x is None else f"{100 * x:.0f}%"
     def verdict(p, before, after):
-        if p is None or p >= 0.05 or after == before:
+        if p is None or p >= 0.05:            # equal rates give p = 1
             return "no significant change"
         return "a significant rise" if after > before else "a significant fall"   # a collapse must read as one
     p = summary.get("p_value")

@@ -178,11 +178,9 @@ class TestLocalRay:
 
 
 @pytest.fixture(scope="class")
-def two_nodes():
+def two_nodes(ray_address_dir):
     # Real raylets: a head without the executor resource and one executor node. Fast health checks so a node
     # killed without notice is declared dead in ~2 s instead of ~30 s.
-    from ray._common.utils import get_ray_address_file
-    Path(get_ray_address_file(None)).parent.mkdir(parents=True, exist_ok=True)   # see tests/conftest.py, ray_cluster
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": False,
         "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
