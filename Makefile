@@ -34,10 +34,16 @@ test-unit: setup
 # --log-output streams the notebook's own lines (one per learner step) to the terminal; engine logs go to files in
 # the run directory. The notebook prints the closing report; the last line is the run's outcome as one JSON object
 # (acelib.trainer.summary).
+# The outcome file is removed first: a dry run or a failed run must not report (or attach its notebook to) the run
+# before it, and it is passed after ARGS so the two lines below read the file this run wrote.
+LAST_RUN := outputs/last_run.json
 train: setup
-	$(PY) -m papermill notebooks/train.ipynb outputs/train.ipynb -k python3 --log-output --no-progress-bar $(ARGS)
-	@$(PY) -m acelib.tracking outputs/train.ipynb || echo "(executed notebook not attached to MLflow: dry run?)"
-	@if [ -f outputs/last_run.json ]; then $(PY) -m acelib.trainer.summary --json outputs/last_run.json; fi
+	@rm -f $(LAST_RUN)
+	$(PY) -m papermill notebooks/train.ipynb outputs/train.ipynb -k python3 --log-output --no-progress-bar $(ARGS) \
+	  -p last_run_file $(LAST_RUN)
+	@if [ -f $(LAST_RUN) ]; then $(PY) -m acelib.tracking outputs/train.ipynb $(LAST_RUN); \
+	  else echo "(no $(LAST_RUN): a dry run writes no outcome, and the notebook is not attached to MLflow)"; fi
+	@if [ -f $(LAST_RUN) ]; then $(PY) -m acelib.trainer.summary --json $(LAST_RUN); fi
 
 # OpenAI-compatible API on 127.0.0.1:$(PORT) (vLLM); Ctrl-C stops it. More `vllm serve` flags: ARGS="-- --max-num-seqs 8"
 serve: setup

@@ -5,7 +5,8 @@ this module only provides the shared machinery:
 
 - `option(default, help, choices=None)` declares a documented field;
 - `from_dict(cls, data)` builds a config strictly: an unknown key fails *before any work starts* and names the
-  field with the closest valid spelling; values are type-checked and `choices` enforced;
+  field with the closest valid spelling; values are type-checked and `choices` enforced (`check_names` applies the
+  same name check to dotted names without building anything);
 - `to_dict(cfg)` gives a plain, YAML/MLflow-friendly dict;
 - `describe(cls)` renders the help table (used by the README and notebooks).
 """
@@ -110,12 +111,8 @@ def from_dict(cls: type[T], data: dict | None, prefix: str = "") -> T:
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = [k for k in data if k not in fields]
-    if unknown:
-        k = unknown[0]
-        close = difflib.get_close_matches(k, list(fields), n=1)
-        hint = f" Did you mean '{prefix}{close[0]}'?" if close else f" Valid fields: {sorted(fields)}."
-        raise ConfigError(f"unknown config field '{prefix}{k}'.{hint}")
+    for k in data:
+        _check_name(k, fields, prefix)
     kwargs = {}
     for name, value in data.items():
         f = fields[name]
@@ -129,6 +126,26 @@ def from_dict(cls: type[T], data: dict | None, prefix: str = "") -> T:
     if callable(check):
         check()
     return obj
+
+
+def _check_name(name: str, fields: dict, prefix: str, advice: str = "") -> None:
+    if name not in fields:
+        close = difflib.get_close_matches(name, list(fields), n=1)
+        hint = f" Did you mean '{prefix}{close[0]}'?" if close else f" Valid fields: {sorted(fields)}."
+        raise ConfigError(f"unknown config field '{prefix}{name}'.{hint}{advice}")
+
+
+def check_names(cls: type, dotted: typing.Iterable[str], advice: str = "") -> None:
+    """Raise ConfigError for a dotted name ('learner.lr') that is no field of `cls` or its nested configs, with
+    from_dict's message (`advice` is appended). For names whose values are not built, e.g. overrides left unset."""
+    for name in dotted:
+        tp, prefix = cls, ""
+        for part in name.split("."):
+            if not _is_config(tp):   # below a plain mapping field any key is allowed
+                break
+            fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+            _check_name(part, fields, prefix, advice)
+            tp, prefix = typing.get_type_hints(tp)[part], f"{prefix}{part}."
 
 
 def to_dict(cfg: Any) -> dict:

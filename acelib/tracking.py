@@ -376,7 +376,7 @@ def log_executed_notebook(notebook_path: str, last_run_json: str = "outputs/last
         mlflow.log_artifact(notebook_path, artifact_path="notebook")
 
 
-if __name__ == "__main__":  # python -m acelib.tracking NOTEBOOK  (used by `make train`)
+if __name__ == "__main__":  # python -m acelib.tracking NOTEBOOK [LAST_RUN_JSON]  (used by `make train`)
     import sys
 
-    log_executed_notebook(sys.argv[1])
+    log_executed_notebook(*sys.argv[1:3])

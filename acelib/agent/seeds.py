@@ -34,7 +34,8 @@ CHUNK = 16  # scripts run (and cached) per batch
 
 
 @dataclasses.dataclass(frozen=True)
-class _Job:
+class SeedJob:
+    """One seed script to run: a compact baseline or a mutation of it (`seed_jobs`)."""
     competition_id: str
     code: str
     valid: bool     # what running it must give: True for a compact baseline, False for a mutation
@@ -42,7 +43,7 @@ class _Job:
     kind: str = "baseline"   # the mutation kind (`mutations.KINDS`), or "baseline" for a compact baseline
 
 
-def _cache_path(root: Path, job: _Job, stamp: str, config: AgentConfig, limits) -> Path:
+def _cache_path(root: Path, job: SeedJob, stamp: str, config: AgentConfig, limits) -> Path:
     key = json.dumps({"v": SEEDS_VERSION, "id": job.competition_id, "code": job.code, "build": stamp,
                       "output_chars": config.prompt.chars(config.prompt.output_tokens),
                       "limits": dataclasses.asdict(limits)}, sort_keys=True)
@@ -58,7 +59,7 @@ def _load(path: Path) -> State | None:
 
 def seed_jobs(competition_ids: Iterable[str], split: str = "train", kinds: Iterable[str] | None = None,
               per_competition: int = 4, improve: bool = True, seed: int = 0,
-              exclude: Iterable[str] = ()) -> list[_Job]:
+              exclude: Iterable[str] = ()) -> list[SeedJob]:
     """The scripts to run, in order: per competition its compact baseline (if `improve`), then its mutations.
     Mutations whose code is in `exclude` are skipped and the draw goes on (with nothing excluded, the same draws)."""
     from acelib.tasks.suites import compact_baseline, mutations
@@ -68,12 +69,12 @@ def seed_jobs(competition_ids: Iterable[str], split: str = "train", kinds: Itera
     jobs = []
     for cid in dict.fromkeys(competition_ids):
         if improve:
-            jobs.append(_Job(cid, compact_baseline(cid), True, "compact baseline"))
+            jobs.append(SeedJob(cid, compact_baseline(cid), True, "compact baseline"))
         # `sample` is a seeded round-robin: drawing them all and keeping the first ones left gives the same first
         # draws as asking for `per_competition`
         drawn = [m for m in mutations.sample(cid, 10**6, split=split, kinds=kinds, seed=seed) if m.code not in exclude]
         for m in drawn[:per_competition]:
-            jobs.append(_Job(cid, m.code, False, f"{m.kind} mutation ({m.description})", m.kind))
+            jobs.append(SeedJob(cid, m.code, False, f"{m.kind} mutation ({m.description})", m.kind))
     return jobs
 
 
@@ -96,6 +97,14 @@ def seed_states(competition_ids: Iterable[str], split: str = "train", kinds: Ite
     Raises RuntimeError if a compact baseline does not give a valid submission, if a mutation does, or on a
     sandbox infra error (nothing of that is cached).
     """
+    return run_seed_jobs(seed_jobs(competition_ids, split, kinds, per_competition, improve, seed, exclude),
+                         config=config, limits=limits, sandbox=sandbox, workers=workers, cache=cache)
+
+
+def run_seed_jobs(jobs: list[SeedJob], config: AgentConfig | None = None, limits=None, sandbox=None,
+                  workers: int | None = None, cache: bool = True) -> list[State]:
+    """The states of `seed_jobs`' scripts, run in the sandbox or read from the cache (`seed_states` has the
+    arguments and the errors)."""
     from acelib.agent.step import step_batch
     from acelib.sandbox import Limits, SandboxPool
     from acelib.tasks.suites import BUILD_JSON, cache_dir, prepare_competition
@@ -103,7 +112,6 @@ def seed_states(competition_ids: Iterable[str], split: str = "train", kinds: Ite
 
     config = config or AgentConfig()
     limits = limits or Limits(**DEFAULT_LIMITS)
-    jobs = seed_jobs(competition_ids, split, kinds, per_competition, improve, seed, exclude)
     comps = {cid: prepare_competition(cid) for cid in dict.fromkeys(j.competition_id for j in jobs)}
     root = cache_dir() / "seeds"
     paths = [_cache_path(root, j, (comps[j.competition_id].root / BUILD_JSON).read_text(), config, limits)

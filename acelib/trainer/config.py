@@ -15,7 +15,7 @@ import difflib
 from pathlib import Path
 
 from acelib.agent.config import AgentConfig, SeedConfig
-from acelib.config import ConfigError, flatten, from_dict, option, to_dict
+from acelib.config import ConfigError, check_names, from_dict, option
 from acelib.curriculum.config import BufferConfig, SamplerConfig
 from acelib.learner.config import GRPOConfig, LearnerConfig
 from acelib.rollout.config import RolloutConfig
@@ -310,15 +310,12 @@ def resolve(model: str | None = None, params_file: str | None = None, overrides:
         data = load_preset("cpu")
         if model:
             data["model"] = model
-    cfg = from_dict(TrainConfig, _merge(data, _dotted(overrides)))
     # An unset value is skipped, but its name must still be a field: `-p overrides {"learner.lr":3e-5}` typed
     # without shell quotes arrives as {learner.lr:3e-5}, i.e. the key 'learner.lr:3e-5' with no value.
-    known = flatten(to_dict(cfg))
-    for k in given.keys() - overrides.keys():
-        if k not in known and not any(n.startswith(k + ".") for n in known):
-            raise ConfigError(f"unknown config field {k!r} (given without a value). If a shell dropped the quotes "
-                              f"of JSON, quote it: -p overrides '{{\"learner.lr\": 3.0e-5}}'")
-    return cfg
+    check_names(TrainConfig, [k for k in given if k not in overrides],
+                advice=" (given without a value). If a shell dropped the quotes of JSON, quote it: "
+                       "-p overrides '{\"learner.lr\": 3.0e-5}'")
+    return from_dict(TrainConfig, _merge(data, _dotted(overrides)))
 
 
 def check_preset_against_model(cfg: TrainConfig) -> list[str]:

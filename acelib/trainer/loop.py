@@ -110,13 +110,11 @@ def probe_tasks(cfg: TrainConfig, competition_ids: list[str]) -> tuple[list, lis
     """The run's fixed probe tasks (`probe_draw`) and their mutation kinds, really run like the seeds (cached)."""
     if not cfg.probe.enabled:
         return [], []
-    from acelib.agent.seeds import seed_jobs
-    from acelib.agent.seeds import seed_states as build
+    from acelib.agent.seeds import run_seed_jobs, seed_jobs
 
-    draw = probe_draw(cfg, competition_ids)
-    states = build(competition_ids, **draw, config=cfg.agent, limits=cfg.sandbox,
-                   workers=cfg.resources.sandbox_workers)
-    return states, [j.kind for j in seed_jobs(competition_ids, **draw)]
+    jobs = seed_jobs(competition_ids, **probe_draw(cfg, competition_ids))
+    states = run_seed_jobs(jobs, config=cfg.agent, limits=cfg.sandbox, workers=cfg.resources.sandbox_workers)
+    return states, [j.kind for j in jobs]
 
 
 # ------------------------------------------------------------------------------------------------ metrics

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from acelib.config import ConfigError, describe, flatten, from_dict, option, to_dict
+from acelib.config import ConfigError, check_names, describe, flatten, from_dict, option, to_dict
 
 
 @dataclasses.dataclass
@@ -17,6 +17,7 @@ class Outer:
     names: list[str] = option(default_factory=list, help="names")
     inner: Inner = option(default_factory=Inner, help="nested")
     maybe: int | None = option(None, "optional")
+    extra: dict = option(default_factory=dict, help="free-form mapping")
 
 
 def test_from_dict_builds_nested_and_coerces():
@@ -31,6 +32,14 @@ def test_unknown_field_names_the_closest_spelling():
         from_dict(Outer, {"stpes": 3})
     with pytest.raises(ConfigError, match="inner.lrr.*inner.lr"):
         from_dict(Outer, {"inner": {"lrr": 3}})
+
+
+def test_check_names_gives_from_dicts_message_for_dotted_names():
+    check_names(Outer, ["steps", "inner", "inner.lr", "extra.anything.below"])   # a mapping field takes any key
+    with pytest.raises(ConfigError, match=r"unknown config field 'inner.lrr'. Did you mean 'inner.lr'\? see X"):
+        check_names(Outer, ["steps", "inner.lrr"], advice=" see X")
+    with pytest.raises(ConfigError, match="unknown config field 'stpes'"):
+        check_names(Outer, ["stpes.lr"])
 
 
 def test_bad_types_and_choices_name_the_field():
