@@ -178,13 +178,14 @@ seeds = [0, 1, 2]        # one episode per competition and seed
 backend = "auto"         # engine of local models: auto (vLLM if installed), hf, vllm
 temperature = 0.7
 max_new_tokens = 512      # as the CPU preset trains
+scaffold = "cpu"          # every policy gets the prompts of this training preset (budgets, format); "" = defaults
 tracking_uri = "sqlite:///outputs/mlflow.db"
 experiment = "acelib"
 """),
         code(SETUP),
         code("""
 from acelib.trainer.config import parse_list
-from acelib.trainer.experiments import evaluate_policies, last_run_model
+from acelib.trainer.experiments import evaluate_policies, last_run_model, training_scaffold
 pols = parse_list(policies, "policies")
 if not pols:
     pols = [{"label": "base", "model": model, "backend": backend}]
@@ -198,7 +199,8 @@ for p in pols:
     print(f"{p['label']:>12}: {p.get('model') or p['endpoint']['base_url'] + ' ' + p['endpoint']['model']}")
 """),
         code("""
-cmp = evaluate_policies(pols, suite, parse_list(competitions, "competitions") or None, {"steps": steps},
+eval_overrides = {"steps": steps, **({"agent": training_scaffold(scaffold)} if scaffold else {})}
+cmp = evaluate_policies(pols, suite, parse_list(competitions, "competitions") or None, eval_overrides,
                         parse_list(seeds, "seeds"), parse_list(protocols, "protocols"), temperature, max_new_tokens,
                         tracking_uri=tracking_uri, experiment=experiment)
 print("MLflow parent run:", cmp.parent_run_id or "(not tracked)")

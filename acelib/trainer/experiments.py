@@ -132,6 +132,15 @@ class PolicySpec:
         self.validate()
 
 
+def training_scaffold(preset: str) -> dict:
+    """The agent scaffold of a training preset (prompt budgets, response format, reward) as EvalConfig `agent`
+    overrides: a policy is evaluated with the prompts it was trained on (the CPU preset's are ~3x shorter than
+    AgentConfig's defaults), and every policy of a comparison gets the same ones."""
+    from acelib.config import to_dict
+    from acelib.trainer.config import resolve
+    return to_dict(resolve(preset).agent)
+
+
 def last_run_model(last_run_json: str = "outputs/last_run.json") -> str:
     """The final model of the last training run: its registered version (models:/...) when the run registered one,
     else `<run_dir>/final_model`."""

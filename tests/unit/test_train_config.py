@@ -129,3 +129,13 @@ def test_yaml_exponent_without_a_dot_is_a_number():
     assert resolve("tiny", None, '{"learner.lr": 3e-5}').learner.lr == 3e-5
     with pytest.raises(ConfigError, match="learner.lr: expected a number, got 'fast'"):
         resolve("tiny", None, {"learner.lr": "fast"})
+
+
+def test_eval_gets_the_training_presets_scaffold():
+    # eval.ipynb's `scaffold`: the prompts a policy was trained on, not AgentConfig's ~3x longer defaults
+    from acelib.config import from_dict
+    from acelib.eval import EvalConfig
+    from acelib.trainer.experiments import training_scaffold
+    cfg = from_dict(EvalConfig, {"steps": 2, "agent": training_scaffold("cpu")})
+    assert cfg.agent == resolve("cpu").agent
+    assert cfg.agent.prompt.description_tokens < EvalConfig().agent.prompt.description_tokens
