@@ -178,7 +178,7 @@ seeds = [0, 1, 2]        # one episode per competition and seed
 backend = "auto"         # engine of local models: auto (vLLM if installed), hf, vllm
 temperature = 0.7
 max_new_tokens = 512      # as the CPU preset trains
-scaffold = "cpu"          # every policy gets the prompts of this training preset (budgets, format); "" = defaults
+scaffold = "cpu"          # every policy gets this training preset's prompts (budgets, format); empty: defaults
 tracking_uri = "sqlite:///outputs/mlflow.db"
 experiment = "acelib"
 """),
