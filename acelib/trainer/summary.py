@@ -103,7 +103,9 @@ def report(summary: dict) -> str:
     return "\n".join([
         f"run directory: {summary['run_dir']}",
         f"MLflow run: {summary['mlflow_run_id']}  (UI: make mlflow-ui, or mlflow ui --backend-store-uri {uri})",
-        f"valid submissions on debug + improve tasks: {pct(summary['valid_rate_first_third'])} in the first third "
+        # the step lines' "valid" counts copies; this line does not, and says so (a reader compares the two)
+        f"valid submissions on debug + improve tasks (a copy of the parent's script counts as not valid): "
+        f"{pct(summary['valid_rate_first_third'])} in the first third "
         f"of {summary['steps']} steps → {pct(summary['valid_rate_last_third'])} in the last third "
         f"({summary['samples_first_third']} vs {summary['samples_last_third']} responses; two-sided "
         f"p = {'–' if p is None else f'{p:.3g}'}): "
@@ -111,7 +113,7 @@ def report(summary: dict) -> str:
         "by task kind (first → last third): " + ", ".join(
             f"{t} {pct(summary[f'{t}_valid_rate_first_third'])} → {pct(summary[f'{t}_valid_rate_last_third'])}"
             for t in STEP_TYPES),
-        f"responses identical to their parent script: {pct(summary['identical_to_parent_share'])}",
+        f"responses identical to their parent script (valid or not): {pct(summary['identical_to_parent_share'])}",
     ] + probe + ([f"final policy: {summary['registered_model']} (MLflow model registry)"]
          if summary.get("registered_model") else []))
 

@@ -109,3 +109,14 @@ def test_probe_before_after_prefers_a_task_that_became_valid(tmp_path):
     assert [p["competition_id"] for p in pairs] == ["b", "c"]   # became valid first, then changed outcome
     assert pairs[0]["before_response"] == "b0" and pairs[0]["after_response"] == "b4"
     assert pairs[0]["after_outcome"] == "valid" and pairs[0]["bug_kind"] == "file_name" and pairs[0]["after_step"] == 4
+
+
+def test_valid_copies_of_an_improve_parent_do_not_count_and_the_report_says_so():
+    # seed-1 CPU run (2026-12-07): steps 9-11 were improve tasks answered valid 7, 8, 7 of 8 times, all by copying
+    # the parent; the step lines said "valid 0.88", the closing line 0%
+    rows = [{"step": s, "samples/improve": 8.0, "samples/valid/improve": 7.0, "samples/valid_changed/improve": 0.0,
+             "rate/identical_to_parent": 1.0} for s in (1, 2, 3)]
+    h = headline(rows)
+    assert h["valid_rate_last_third"] == 0.0 and h["identical_to_parent_share"] == 1.0
+    text = report({**h, "run_dir": "/r", "mlflow_run_id": "abc"})
+    assert "a copy of the parent's script counts as not valid" in text
