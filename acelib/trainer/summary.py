@@ -51,6 +51,8 @@ def headline(rows: list[dict]) -> dict:
     copies = sum(r.get("rate/identical_to_parent", 0.0) * sum(r.get(f"samples/{t}", 0) for t in STEP_TYPES)
                  for r in rows)
     out["identical_to_parent_share"] = copies / samples if samples else None
+    # a step whose groups all lack reward variance changes nothing (no gradient): how many steps really trained
+    out["updates"] = sum(1 for r in rows if r.get("groups/zero_variance_share", 0.0) < 1.0)
     return out
 
 
@@ -114,6 +116,8 @@ def report(summary: dict) -> str:
             f"{t} {pct(summary[f'{t}_valid_rate_first_third'])} → {pct(summary[f'{t}_valid_rate_last_third'])}"
             for t in STEP_TYPES),
         f"responses identical to their parent script (valid or not): {pct(summary['identical_to_parent_share'])}",
+        f"policy updates: {summary.get('updates', '–')} of {summary['steps']} steps (the others' groups had no "
+        f"reward variance, so no gradient)",
     ] + probe + ([f"final policy: {summary['registered_model']} (MLflow model registry)"]
          if summary.get("registered_model") else []))
 

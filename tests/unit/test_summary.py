@@ -118,5 +118,8 @@ def test_valid_copies_of_an_improve_parent_do_not_count_and_the_report_says_so()
              "rate/identical_to_parent": 1.0} for s in (1, 2, 3)]
     h = headline(rows)
     assert h["valid_rate_last_third"] == 0.0 and h["identical_to_parent_share"] == 1.0
+    assert h["updates"] == 3   # no zero-variance share logged: every step counts as an update
     text = report({**h, "run_dir": "/r", "mlflow_run_id": "abc"})
-    assert "a copy of the parent's script counts as not valid" in text
+    assert "a copy of the parent's script counts as not valid" in text and "policy updates: 3 of 3 steps" in text
+    rows[1]["groups/zero_variance_share"] = 1.0
+    assert headline(rows)["updates"] == 2
