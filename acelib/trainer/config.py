@@ -77,6 +77,9 @@ class ProbeConfig:
                                      "the seed kinds, drawn apart from the RL seeds and the warm-start examples")
     samples: int = option(4, "responses per probe task, sampled at the training temperature")
     every: int = option(0, "also probe after every N learner steps (0 = only before the first and after the last)")
+    cache: bool = option(True, "reuse the probe before RL measured by an earlier run from the same warm start, tasks, "
+                               "seed and settings ($ACELIB_CACHE_DIR/probes; acelib/trainer/probe_cache.py); the probe "
+                               "after the last step is always measured. Only runs with a warm start (a fixed model)")
 
     def validate(self) -> None:
         if self.per_competition < 0 or self.samples < 1 or self.every < 0:

@@ -211,6 +211,7 @@ class Orchestrator:
         self.probe_kinds: list[str] = []
         self.probe_refs: dict = {}        # evaluate ObjectRef → learner steps done when it was asked for
         self.probed: set[int] = set()     # learner steps after which the policy was probed (or is being probed)
+        self.probe_cache: Path | None = None   # where the probe before RL is cached (acelib/trainer/probe_cache.py)
 
     # -------------------------------------------------------------------------------------------- run
     def run(self) -> TrainResult:
@@ -357,6 +358,9 @@ class Orchestrator:
             seed_states(cfg, list(competitions)), batch_size=cfg.tasks_per_step, seed=cfg.seed,
             std_scaling=comps.grpo.std_scaling, reward_bounds=comps.agent.reward.bounds)
         self.probe_states, self.probe_kinds = probe_tasks(cfg, list(competitions))
+        if self.probe_states and cfg.probe.cache and cfg.warm_start.enabled:
+            from acelib.trainer import probe_cache
+            self.probe_cache = probe_cache.cache_file(probe_cache.key(cfg, model_dir, self.probe_states, competitions))
         self.learner = LearnerGroup(r.learner_processes, model_dir, comps.learner, comps.grpo,
                                     temperature=cfg.temperature, seed=cfg.seed, weights_root=str(self.weights_root),
                                     gpus_per_rank=1 if r.learner_gpus else 0,
@@ -426,18 +430,33 @@ class Orchestrator:
         if not self.probe_states or not due or s in self.probed or self.pending_sync:
             return
         self.probed.add(s)
+        if s == 0 and self.probe_cache is not None:
+            from acelib.trainer import probe_cache
+            cached = probe_cache.load(self.probe_cache)
+            if cached is not None:
+                self.record_probe(0, cached, cached=True)
+                return
         i = int(np.argmin(self.load))
         self.probe_refs[self.workers[i].evaluate.remote(self.probe_states, p.samples)] = s
 
     def probe_done(self, ref) -> None:
-        """A probe is back: one point of the learning curve (probe.jsonl, MLflow `probe/*` at the policy version)."""
+        """A probe is back (a cache miss before RL is stored for later runs)."""
         import ray
-
-        from acelib import tracking
         step = self.probe_refs.pop(ref)
         res: ProbeResult = ray.get(ref)
+        if step == 0 and self.probe_cache is not None:
+            from acelib.trainer import probe_cache
+            try:
+                probe_cache.save(self.probe_cache, res)
+            except OSError as e:   # a cache that cannot be written costs later runs time, not this run its result
+                print(f"warning: the probe was not cached ({e})")
+        self.record_probe(step, res)
+
+    def record_probe(self, step: int, res: ProbeResult, cached: bool = False) -> None:
+        """One point of the learning curve: probe.jsonl, MLflow `probe/*` at the step, one line on the terminal."""
+        from acelib import tracking
         x, n = res.counts()
-        row = {"step": step, "policy_version": res.policy_version, "valid": x, "samples": n,
+        row = {"step": step, "policy_version": res.policy_version, "valid": x, "samples": n, "cached": cached,
                "valid_rate": x / n if n else None, "gen_s": res.gen_s, "exec_s": res.exec_s,
                "by_kind": {k: res.counts([i for i, kk in enumerate(self.probe_kinds) if kk == k])
                            for k in dict.fromkeys(self.probe_kinds)},
@@ -448,7 +467,9 @@ class Orchestrator:
             tracking.log_metrics({"probe/valid_rate": x / n, "probe/samples": float(n), "probe/gen_s": res.gen_s},
                                  step=step)
         line = (f"probe after step {step}/{self.cfg.steps}: {x}/{n} valid ("
-                + ", ".join(f"{k} {a}/{b}" for k, (a, b) in row["by_kind"].items()) + f") | {res.gen_s + res.exec_s:.0f} s")
+                + ", ".join(f"{k} {a}/{b}" for k, (a, b) in row["by_kind"].items()) + ") | "
+                + (f"cached: measured by an earlier run from this warm start ({self.probe_cache})" if cached else
+                   f"{res.gen_s + res.exec_s:.0f} s"))
         if self.progress:
             self.bar.write(line)
         else:

@@ -86,6 +86,7 @@ print("DONE", res.steps_done, res.mlflow_run_id)
 
 
 ORDER_SCRIPT = """
+import sys
 from acelib.trainer import resolve, train
 from acelib.trainer.actors import RolloutWorker
 
@@ -105,11 +106,23 @@ class Recorder(RolloutWorker):
         return super()._generate(messages)
 
 cfg = resolve("tiny", None, dict(competitions={comps!r}, steps=1, tasks_per_step=1, mode="sync", max_staleness=0,
-                                 tracking_uri={uri!r}, output_dir={out!r}, run_name="order",
-                                 learner=dict(dtype="bf16")))
+                                 tracking_uri={uri!r}, output_dir={out!r}, run_name=sys.argv[1],
+                                 learner=dict(dtype="bf16"), **{extra!r}))
 res = train(cfg, progress=False, rollout_worker_cls=Recorder)
 print("DONE", res.steps_done)
 """
+
+
+def _recorded_run(tmp_path, uri, run_name, extra=None, env=None):
+    """One sync step of the tiny preset whose engine calls are noted in order (ORDER_SCRIPT): the events."""
+    log = tmp_path / f"{run_name}.log"
+    script = tmp_path / "run.py"
+    script.write_text(ORDER_SCRIPT.format(comps=_two_competitions()[:1], uri=uri, out=str(tmp_path / "runs"),
+                                          log=str(log), extra=extra or {}))
+    r = subprocess.run([sys.executable, str(script), run_name], cwd=ROOT, capture_output=True, text=True,
+                       timeout=900, env={**os.environ, **(env or {})})
+    assert r.returncode == 0 and "DONE 1" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+    return log.read_text().split("\n")[:-1], r.stdout
 
 
 def test_engines_sample_the_learners_weights_from_the_first_probe_and_rollout(tracking, tmp_path):
@@ -117,15 +130,28 @@ def test_engines_sample_the_learners_weights_from_the_first_probe_and_rollout(tr
     # policies. The probe before step 1 and the first rollouts must come from the learner's weights, or the first
     # sync is counted as learning (docs/trainer.md, "Probe").
     uri, _ = tracking
-    log = tmp_path / "engine.log"
-    script = tmp_path / "run.py"
-    script.write_text(ORDER_SCRIPT.format(comps=_two_competitions()[:1], uri=uri, out=str(tmp_path / "runs"),
-                                          log=str(log)))
-    r = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0 and "DONE 1" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
-    events = log.read_text().split("\n")[:-1]
+    events, _ = _recorded_run(tmp_path, uri, "order")
     assert events[0] == "sync 0" and {"probe", "rollout"} <= set(events)      # weights first, then any sampling
     assert events.index("sync 1") > events.index("rollout")                     # the step's update came after
+
+
+def test_a_second_run_from_the_same_warm_start_reuses_its_probe_before_rl(tracking, tmp_path):
+    # acelib/trainer/probe_cache.py: the probe before RL of a cached warm start is measured once; the probe after
+    # the last step is measured by every run
+    uri, _ = tracking
+    warm = {"warm_start": {"enabled": True, "kinds": ["file_name"], "examples_per_competition": 1, "epochs": 1,
+                           "max_length": 4096}}
+    env = {"ACELIB_CACHE_DIR": str(tmp_path / "cache")}
+    first, _ = _recorded_run(tmp_path, uri, "first", warm, env)
+    second, out = _recorded_run(tmp_path, uri, "second", warm, env)
+    assert first.count("probe") == 2 and second.count("probe") == 1           # before and after RL; after only
+    assert second.index("probe") > second.index("sync 1")                       # the one measured: after the step
+    assert "cached: measured by an earlier run from this warm start" in out
+    rows = {name: [json.loads(line) for line in (tmp_path / "runs" / name / "probe.jsonl").read_text().splitlines()]
+            for name in ("first", "second")}
+    assert [r["cached"] for r in rows["first"]] == [False, False] and [r["cached"] for r in rows["second"]] == [True, False]
+    assert rows["second"][0]["outcomes"] == rows["first"][0]["outcomes"]
+    assert len(list((tmp_path / "cache" / "probes").iterdir())) == 1   # what else changes the key: test_probe_cache
 
 
 def test_resume_after_sigkill_is_continuous(tracking, tmp_path):
