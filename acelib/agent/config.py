@@ -50,6 +50,10 @@ class AgentConfig:
         "full script; 'edit' = SEARCH/REPLACE blocks applied to the current solution (Aider-style; a block that "
         "does not apply is a format error). Drafts always write a full script", choices=RESPONSE_FORMATS)
 
+    def prompt_time_limit_s(self, sandbox_timeout_s: float) -> float:
+        """The run time limit the prompt states: `time_limit_hint_s`, else the sandbox's own timeout."""
+        return self.time_limit_hint_s if self.time_limit_hint_s is not None else sandbox_timeout_s
+
     def validate(self) -> None:
         if self.memory_size < 0:
             raise ConfigError("agent.memory_size must be >= 0")

@@ -90,9 +90,8 @@ class RolloutWorker:
 
         state: State = task.state
         comp = self.competitions[state.competition_id]
-        hint = self.agent_cfg.time_limit_hint_s
         messages = build_messages(state, comp, self.agent_cfg.prompt,
-                                  time_limit_s=hint if hint is not None else self.limits.timeout_s,
+                                  time_limit_s=self.agent_cfg.prompt_time_limit_s(self.limits.timeout_s),
                                   response_format=self.agent_cfg.response_format)
         t0 = time.perf_counter()
         samples, gen_errors = self._generate(messages)
@@ -132,9 +131,8 @@ class RolloutWorker:
         prompts go to the engine in one call (a larger batch than a group: the engine's per-token cost is shared)."""
         from acelib.agent import build_messages, step_batch
 
-        hint = self.agent_cfg.time_limit_hint_s
         messages = [build_messages(s, self.competitions[s.competition_id], self.agent_cfg.prompt,
-                                   time_limit_s=hint if hint is not None else self.limits.timeout_s,
+                                   time_limit_s=self.agent_cfg.prompt_time_limit_s(self.limits.timeout_s),
                                    response_format=self.agent_cfg.response_format) for s in states]
         t0 = time.perf_counter()
         try:

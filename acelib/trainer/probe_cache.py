@@ -68,8 +68,7 @@ def key(cfg, model_dir: str, states: list, competitions: dict[str, str]) -> dict
 
     comps = cfg.components()
     loaded = {cid: load_competition(competitions[cid]) for cid in dict.fromkeys(s.competition_id for s in states)}
-    hint = comps.agent.time_limit_hint_s
-    limit = hint if hint is not None else comps.sandbox.timeout_s
+    limit = comps.agent.prompt_time_limit_s(comps.sandbox.timeout_s)   # as RolloutWorker.evaluate states it
     prompts = [build_messages(s, loaded[s.competition_id], comps.agent.prompt, time_limit_s=limit,
                               response_format=comps.agent.response_format) for s in states]
     rollout = {k: v for k, v in dataclasses.asdict(comps.rollout).items() if k != "sync_dir"}
