@@ -110,8 +110,7 @@ class EvalConfig:
 
     def time_limit_hint_s(self) -> float:
         """The run time limit stated in the prompt."""
-        hint = self.agent.time_limit_hint_s
-        return hint if hint is not None else self.sandbox_limits().timeout_s
+        return self.agent.prompt_time_limit_s(self.sandbox_limits().timeout_s)
 
 
 # --- records --------------------------------------------------------------------------------------------------
@@ -453,7 +452,7 @@ def evaluate(policy, competitions: Sequence, config: EvalConfig | None = None, s
     """
     from tqdm.auto import tqdm
 
-    from acelib.agent import PromptContext, build_messages, step_batch
+    from acelib.agent import PromptContext, agent_messages, step_batch
     from acelib.sandbox import SandboxPool
 
     config = config or EvalConfig()
@@ -468,7 +467,6 @@ def evaluate(policy, competitions: Sequence, config: EvalConfig | None = None, s
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"evaluate: seeds must be a non-empty list of distinct ints, got {seeds}")
     limits = config.sandbox_limits()
-    hint = config.time_limit_hint_s()
     agent_cfg = config.agent
     starts = _start_states(start_states, comps, seeds)
     episodes = [_Episode(c, s, starts[c.id][i] if starts else None) for i, s in enumerate(seeds) for c in comps]
@@ -490,7 +488,7 @@ def evaluate(policy, competitions: Sequence, config: EvalConfig | None = None, s
                 break
             picks = [e.next_state(config) for e in active]
             states = [s for _, s in picks]
-            prompts = [build_messages(s, e.comp, agent_cfg.prompt, time_limit_s=hint) for s, e in zip(states, active)]
+            prompts = [agent_messages(s, e.comp, agent_cfg, limits.timeout_s) for s, e in zip(states, active)]
             contexts = [PromptContext(state=s, step=k, episode=e.key) for s, e in zip(states, active)]
             responses = policy(prompts, n=1, contexts=contexts)
             if len(responses) != len(prompts) or any(len(r) < 1 for r in responses):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from acelib.agent.config import PromptConfig
+from acelib.agent.config import AgentConfig, PromptConfig
 from acelib.agent.state import State
 
 # --- templates ------------------------------------------------------------------------------------------------
@@ -266,6 +266,15 @@ def build_messages(state: State, competition, config: PromptConfig | None = None
     if config.system_prompt:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
     return [{"role": "user", "content": SYSTEM + "\n\n" + user}]
+
+
+def agent_messages(state: State, competition, agent: AgentConfig, sandbox_timeout_s: float) -> list[dict]:
+    """`build_messages` as the agent configured by `agent` is prompted: its prompt budgets, its response format and
+    the time limit it is told (`AgentConfig.prompt_time_limit_s`). Rollouts, the probe, the probe cache's key, the
+    warm start's examples and `acelib.eval` all build prompts here, so what is trained on, measured and cached
+    cannot drift apart (eval once prompted for full scripts while parsing SEARCH/REPLACE edits)."""
+    return build_messages(state, competition, agent.prompt, time_limit_s=agent.prompt_time_limit_s(sandbox_timeout_s),
+                          response_format=agent.response_format)
 
 
 # --- memory ---------------------------------------------------------------------------------------------------

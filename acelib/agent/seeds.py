@@ -20,11 +20,11 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from acelib.agent.config import AgentConfig
+from acelib.files import atomic_write
 from acelib.agent.policy import fenced
 from acelib.agent.state import State
 
@@ -139,7 +139,5 @@ def run_seed_jobs(jobs: list[SeedJob], config: AgentConfig | None = None, limits
                         f"({r.child.validity_message})\n{r.child.output}")
                 # a root of its own: no parent, no history
                 states[k] = dataclasses.replace(r.child, parent_id=None, origin_step="", depth=0, memory=())
-                tmp = paths[k].with_name(f".{paths[k].name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(dataclasses.asdict(states[k]), sort_keys=True))
-                os.replace(tmp, paths[k])  # atomic: a concurrent reader never sees half a file
+                atomic_write(paths[k], json.dumps(dataclasses.asdict(states[k]), sort_keys=True))
     return states

@@ -86,13 +86,11 @@ class RolloutWorker:
     @ray.method(concurrency_group="rollout")
     def rollout(self, task) -> FinishedGroup:
         """Sample G responses for one task (a curriculum TaskAssignment), execute + grade them."""
-        from acelib.agent import build_messages, step_batch
+        from acelib.agent import agent_messages, step_batch
 
         state: State = task.state
         comp = self.competitions[state.competition_id]
-        messages = build_messages(state, comp, self.agent_cfg.prompt,
-                                  time_limit_s=self.agent_cfg.prompt_time_limit_s(self.limits.timeout_s),
-                                  response_format=self.agent_cfg.response_format)
+        messages = agent_messages(state, comp, self.agent_cfg, self.limits.timeout_s)
         t0 = time.perf_counter()
         samples, gen_errors = self._generate(messages)
         gen_s, t1 = time.perf_counter() - t0, time.perf_counter()
@@ -129,11 +127,10 @@ class RolloutWorker:
     def evaluate(self, states: list[State], n: int) -> ProbeResult:
         """`n` responses to each of `states`, executed and graded, nothing trained or reported: the probe. All
         prompts go to the engine in one call (a larger batch than a group: the engine's per-token cost is shared)."""
-        from acelib.agent import build_messages, step_batch
+        from acelib.agent import agent_messages, step_batch
 
-        messages = [build_messages(s, self.competitions[s.competition_id], self.agent_cfg.prompt,
-                                   time_limit_s=self.agent_cfg.prompt_time_limit_s(self.limits.timeout_s),
-                                   response_format=self.agent_cfg.response_format) for s in states]
+        messages = [agent_messages(s, self.competitions[s.competition_id], self.agent_cfg, self.limits.timeout_s)
+                    for s in states]
         t0 = time.perf_counter()
         try:
             with self._engine_lock:

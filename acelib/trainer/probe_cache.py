@@ -16,10 +16,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from acelib.files import atomic_write
 from acelib.trainer.payloads import ProbeResult
 
 CACHE_VERSION = 1
@@ -52,25 +51,20 @@ def save(path: Path, result: ProbeResult) -> None:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(dataclasses.asdict(result), f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(dataclasses.asdict(result)))
 
 
 def key(cfg, model_dir: str, states: list, competitions: dict[str, str]) -> dict:
     """What the starting policy's probe depends on (module docstring); `states` are the probe tasks, `competitions`
     the prepared competitions (id → root), whose descriptions and data previews the prompts show."""
     from acelib import __version__
-    from acelib.agent import build_messages
+    from acelib.agent import agent_messages
     from acelib.config import to_dict
     from acelib.tasks import load as load_competition
 
     comps = cfg.components()
     loaded = {cid: load_competition(competitions[cid]) for cid in dict.fromkeys(s.competition_id for s in states)}
-    limit = comps.agent.prompt_time_limit_s(comps.sandbox.timeout_s)   # as RolloutWorker.evaluate states it
-    prompts = [build_messages(s, loaded[s.competition_id], comps.agent.prompt, time_limit_s=limit,
-                              response_format=comps.agent.response_format) for s in states]
+    prompts = [agent_messages(s, loaded[s.competition_id], comps.agent, comps.sandbox.timeout_s) for s in states]
     rollout = {k: v for k, v in dataclasses.asdict(comps.rollout).items() if k != "sync_dir"}
     return {"model": str(model_dir), "learner_dtype": comps.learner.dtype, "backend": cfg.backend,
             "rollout": rollout, "temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,

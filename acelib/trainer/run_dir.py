@@ -20,11 +20,11 @@ import shutil
 import time
 from pathlib import Path
 
+from acelib.files import atomic_write
+
 
 def atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)  # rename is atomic: a crash leaves the old or the new file, never half of one
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 class RunDir:
@@ -127,15 +127,11 @@ class RunDir:
         return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
 
     def rewrite_probes(self, rows: list[dict]) -> None:
-        tmp = self.probe_path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows))
-        os.replace(tmp, self.probe_path)
+        atomic_write(self.probe_path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
 
     def rewrite_metrics(self, rows: list[dict]) -> None:
         """Keep only `rows` (steps after the last checkpoint are redone on resume, never counted twice)."""
-        tmp = self.metrics_path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in rows))
-        os.replace(tmp, self.metrics_path)
+        atomic_write(self.metrics_path, "".join(json.dumps(r, default=float) + "\n" for r in rows))
 
     def metrics(self) -> list[dict]:
         return _read_lines(self.metrics_path)

@@ -119,7 +119,7 @@ def example_draw(cfg) -> dict:
 def examples(cfg, competitions: dict[str, str]) -> list[tuple[list[dict], str]]:
     """(chat messages, expert response) pairs from the training suite: mutations of the warm-start kinds (train
     split, really run for their outputs) and, with `drafts`, root drafts."""
-    from acelib.agent import build_messages
+    from acelib.agent import agent_messages
     from acelib.agent.seeds import seed_states
     from acelib.agent.state import State
     from acelib.tasks import load
@@ -134,8 +134,7 @@ def examples(cfg, competitions: dict[str, str]) -> list[tuple[list[dict], str]]:
     out = []
     for s in states:
         fixed = compact_baseline(s.competition_id)
-        messages = build_messages(s, comps[s.competition_id], cfg.agent.prompt, time_limit_s=cfg.sandbox.timeout_s,
-                                  response_format=cfg.agent.response_format)
+        messages = agent_messages(s, comps[s.competition_id], cfg.agent, cfg.sandbox.timeout_s)
         out.append((messages, expert_response(s, fixed, cfg.agent.response_format)))
     return out
 
@@ -241,7 +240,7 @@ def success_by_kind(model_dir: str, competitions: dict[str, str], kinds, per_kin
     """One step from held-out seeds of each mutation kind (and from root drafts): valid rate, format errors and
     the share of responses identical to the broken script, per task kind. The policy samples at the run's
     temperature, in the run's response format."""
-    from acelib.agent import build_messages, step_batch
+    from acelib.agent import agent_messages, step_batch
     from acelib.agent.seeds import seed_states
     from acelib.agent.state import State, normalise_code
     from acelib.rollout import make_engine
@@ -259,8 +258,7 @@ def success_by_kind(model_dir: str, competitions: dict[str, str], kinds, per_kin
         tasks += [("draft", State(competition_id=c)) for c in competitions]
     engine = make_engine(cfg.components().rollout, model_dir, backend=cfg.backend, seed=seed)
     try:
-        prompts = [build_messages(s, comps[s.competition_id], cfg.agent.prompt, time_limit_s=cfg.sandbox.timeout_s,
-                                  response_format=cfg.agent.response_format) for _, s in tasks]
+        prompts = [agent_messages(s, comps[s.competition_id], cfg.agent, cfg.sandbox.timeout_s) for _, s in tasks]
         outs = engine.generate(prompts, SamplingParams(temperature=cfg.temperature,
                                                        max_new_tokens=cfg.max_new_tokens), n=samples)
     finally:

@@ -255,15 +255,10 @@ def test_eval_module_imports_without_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_batched_policy_calls_and_time_budget(tmp_path):
-    """Without any sandbox run (every response is a format error): one batched call per step for all active
-    episodes, contexts carry state/step/episode, and the wall-clock budget stops episodes early."""
-    import time
-
+def _toy_competitions(tmp_path) -> list:
+    """Two prepared two-row competitions (no sandbox run needed: the tests below never run a script)."""
     import pandas as pd
 
-    from acelib.agent import Response
-    from acelib.eval import evaluate
     from acelib.tasks import leaderboard as lb
     from acelib.tasks.competition import Competition
 
@@ -277,7 +272,23 @@ def test_batched_policy_calls_and_time_budget(tmp_path):
                            id_column="id", target_columns=("y",), suite="custom")
         lb.write(comp.leaderboard_path, [0.9 - 0.01 * i for i in range(20)], False)
         comps.append(comp)
+    return comps
 
+
+class _NoSandbox:
+    def submit(self, *a, **k):
+        raise AssertionError("a format error must not reach the sandbox")
+
+
+def test_batched_policy_calls_and_time_budget(tmp_path):
+    """Without any sandbox run (every response is a format error): one batched call per step for all active
+    episodes, contexts carry state/step/episode, and the wall-clock budget stops episodes early."""
+    import time
+
+    from acelib.agent import Response
+    from acelib.eval import evaluate
+
+    comps = _toy_competitions(tmp_path)
     calls = []
 
     def policy(prompts, n=1, contexts=None):
@@ -285,12 +296,8 @@ def test_batched_policy_calls_and_time_budget(tmp_path):
         time.sleep(0.4)
         return [[Response("no code, sorry")] for _ in prompts]
 
-    class NoSandbox:
-        def submit(self, *a, **k):
-            raise AssertionError("a format error must not reach the sandbox")
-
     cfg = EvalConfig(steps=50, num_drafts=1, time_budget_s=1.0, progress=False)
-    report = evaluate(policy, comps, cfg, seeds=(0, 3), sandbox=NoSandbox())
+    report = evaluate(policy, comps, cfg, seeds=(0, 3), sandbox=_NoSandbox())
     assert calls[0] == [("toy-a/seed0", 0, "draft"), ("toy-b/seed0", 0, "draft"),
                         ("toy-a/seed3", 0, "draft"), ("toy-b/seed3", 0, "draft")]
     assert 2 <= len(calls) <= 5 and all(len(c) == 4 for c in calls)
@@ -302,3 +309,31 @@ def test_batched_policy_calls_and_time_budget(tmp_path):
     s = report.summary()
     assert s["valid_rate_mean"] == 0.0 and math.isnan(s["steps_to_first_valid_mean"])
     assert report.episode("toy-b", 3).report["reason"] == "no step of the episode produced a valid submission"
+
+
+def test_eval_prompts_as_the_trained_agent_was_prompted(tmp_path):
+    """The seeded protocol with `agent.response_format: edit` and a stated time limit: the policy is asked for
+    SEARCH/REPLACE edits with that limit, exactly the prompt rollouts use (`agent_messages`), so a policy trained on
+    edits is not evaluated on full-script prompts."""
+    from acelib.agent import Response, State, agent_messages
+    from acelib.eval import evaluate
+
+    comps = _toy_competitions(tmp_path)
+    agent = AgentConfig(response_format="edit", time_limit_hint_s=45)
+    starts = {c.id: [State(competition_id=c.id, code="import pandas as pd\nprint(1)\n", output="no submission")]
+              for c in comps}
+    seen = []
+
+    def policy(prompts, n=1, contexts=None):
+        seen.extend(zip(prompts, contexts))
+        return [[Response("no code, sorry")] for _ in prompts]
+
+    evaluate(policy, comps, EvalConfig(steps=1, agent=agent, progress=False), seeds=(0,), sandbox=_NoSandbox(),
+             start_states=starts)
+    assert len(seen) == 2
+    for prompt, ctx in seen:
+        assert ctx.state.step_type == "debug"
+        assert prompt == agent_messages(ctx.state, next(c for c in comps if c.id == ctx.state.competition_id), agent,
+                                        600.0)
+        text = prompt[-1]["content"]
+        assert "SEARCH/REPLACE" in text and "45 seconds" in text

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from acelib.files import atomic_write
 from acelib.tasks import leaderboard as leaderboard_file
 from acelib.tasks.competition import COMPETITION_JSON, Competition
 from acelib.tasks.suites import images, tabular, text
@@ -96,9 +97,7 @@ def is_prepared(spec: Spec, root: Path) -> bool:
 
 def _replace_file(path: Path, data: bytes) -> None:
     """Write via a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
 
 
 def build_into(spec: Spec, root: Path) -> Competition:
