@@ -11,6 +11,10 @@ vocabulary) chunked (the learner's default 1,024 positions) vs unchunked (one fl
 
     python bench/learner.py [--model smollm2-135m] [--groups 1] [--group-size 8] [--prompt-len 900]
                             [--completion-len 300] [--steps 2] [--logprob-lens 2048 8192]
+                            [--layouts naive shared] [--micro-batch 8]
+
+The CPU preset's shapes (a ~1.45k-token debug prompt, ~375-token scripts, micro-batches of 4):
+`--prompt-len 1450 --completion-len 375 --layouts shared --micro-batch 4 --logprob-lens` (docs/trainer.md, "Time").
 """
 from __future__ import annotations
 
@@ -131,6 +135,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--logprob-lens", type=int, nargs="*", default=[2048, 4096, 8192])
     ap.add_argument("--skip-layouts", action="store_true", help="only the log-prob memory section")
+    ap.add_argument("--layouts", nargs="+", choices=("naive", "shared"), default=["naive", "shared"],
+                    help="which layouts to time (the naive one at the CPU preset's shapes takes ~16 GB)")
     ap.add_argument("--child", choices=("layout", "logprob"), help=argparse.SUPPRESS)
     ap.add_argument("--layout", choices=("naive", "shared"), help=argparse.SUPPRESS)
     ap.add_argument("--micro-batch", type=int, default=8, help="sequences (naive) / completions (shared) per forward")
@@ -158,7 +164,7 @@ def main() -> None:
               "--temperature", str(args.temperature), "--micro-batch", str(args.micro_batch)]
     try:
         layouts = {} if args.skip_layouts else {
-            layout: _child(["--child", "layout", "--layout", layout, *common]) for layout in ("naive", "shared")}
+            layout: _child(["--child", "layout", "--layout", layout, *common]) for layout in args.layouts}
     finally:
         os.unlink(f.name)
     # the pre-chunking implementation only up to 4k positions: at 8k it needs ~20 GiB
@@ -172,7 +178,8 @@ def main() -> None:
                  f"{args.completion_len}-token completions",
         "layouts": layouts,
         "shared_over_naive": round(layouts["shared"]["naive_equivalent_tokens_per_s"]
-                                   / layouts["naive"]["naive_equivalent_tokens_per_s"], 2) if layouts else None,
+                                   / layouts["naive"]["naive_equivalent_tokens_per_s"], 2)
+        if {"naive", "shared"} <= set(layouts) else None,
         "goal_shared_over_naive": 2.5,
         "logprob_memory": memory,
         "wall_s": round(time.perf_counter() - t0, 1),

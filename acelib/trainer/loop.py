@@ -590,8 +590,11 @@ class Orchestrator:
         if checkpoint:
             cdir = run.checkpoint_dir(self.step)
             cdir.mkdir(parents=True, exist_ok=True)
-            self.learner.call("save_checkpoint", str(cdir))
-            ray.get(self.cur.checkpoint.remote(str(cdir / "buffer.sqlite")))
+            try:
+                self.learner.call("save_checkpoint", str(cdir))
+                ray.get(self.cur.checkpoint.remote(str(cdir / "buffer.sqlite")))
+            except Exception as e:   # e.g. a full disk: torch's own message ("unexpected pos ...") does not say so
+                raise RuntimeError(run.checkpoint_failed(self.step, e)) from e
             faults.maybe_kill("after_checkpoint", self.step)
         now = time.perf_counter()
         row = {"train/step": self.step, "train/policy_version": self.policy_version, "time/learner_s": learner_s,

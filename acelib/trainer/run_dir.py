@@ -106,6 +106,25 @@ class RunDir:
         (self.checkpoint_dir(step) / "done").write_text(str(step))
         self.write(step=step)
 
+    def checkpoint_failed(self, step: int, cause: BaseException) -> str:
+        """Remove step `step`'s incomplete checkpoint (resume ignores it anyway; a full disk needs the room) and
+        say what failed, how much disk is free, what is kept and how to go on."""
+        shutil.rmtree(self.checkpoint_dir(step), ignore_errors=True)
+        lines = [line.strip() for line in str(cause).strip().splitlines() if line.strip()]
+        why = lines[-1] if lines else type(cause).__name__
+        last = self.latest_checkpoint()
+        if last:
+            size = sum(p.stat().st_size for p in last[1].rglob("*") if p.is_file())
+            kept = (f"the newest complete checkpoint is step {last[0]} ({size / 2**20:.0f} MiB), and the buffer and "
+                    "metrics up to it are intact")
+        else:
+            kept = "no step was committed yet, so a new run starts from scratch"
+        free = shutil.disk_usage(self.path).free
+        return (f"saving the checkpoint of step {step} to {self.checkpoint_dir(step)} failed: {why}. "
+                f"{free / 2**20:.0f} MiB are free on that disk. Nothing committed is lost: {kept}. Free disk space "
+                f"(older runs' checkpoints/ are the large files; `keep_checkpoints` sets how many a run keeps), then "
+                f"continue with resume='{self.path}' (make train ARGS=\"-p resume {self.path}\").")
+
     def prune_checkpoints(self, keep: int) -> None:
         complete = sorted((self.path / "checkpoints").glob("step-*/done"))
         for marker in complete[:-keep] if keep > 0 else []:

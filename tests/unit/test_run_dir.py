@@ -27,3 +27,19 @@ def test_latest_checkpoint_ignores_incomplete_and_metrics_survive_a_cut_line(tmp
     with open(r.metrics_path, "a") as f:
         f.write('{"step": 2, "x"')                       # a kill mid-write
     assert [m["step"] for m in r.metrics()] == [1]
+
+
+def test_a_failed_checkpoint_is_removed_and_explained(tmp_path):
+    r = RunDir.create(tmp_path, "r")
+    r.checkpoint_dir(1).mkdir(parents=True)
+    (r.checkpoint_dir(1) / "model.pt").write_bytes(b"x" * 2**21)
+    r.mark_done(1)
+    r.checkpoint_dir(2).mkdir(parents=True)
+    (r.checkpoint_dir(2) / "half.pt").write_bytes(b"x" * 10)          # what the failed save left
+    cause = RuntimeError("ray::LearnerRank.save_checkpoint()\nRuntimeError: [enforce fail] unexpected pos 16 vs 12\n")
+    msg = r.checkpoint_failed(2, cause)
+    assert not r.checkpoint_dir(2).exists() and r.latest_checkpoint()[0] == 1
+    assert "step 2" in msg and "unexpected pos 16 vs 12" in msg and "MiB are free" in msg
+    assert "newest complete checkpoint is step 1 (2 MiB)" in msg and f"resume='{r.path}'" in msg
+    fresh = RunDir.create(tmp_path, "s")
+    assert "no step was committed yet" in fresh.checkpoint_failed(1, OSError(28, "No space left on device"))
