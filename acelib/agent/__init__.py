@@ -16,6 +16,6 @@ from acelib.agent.step import StepResult, grade_submission, step, step_batch
 __all__ = [
     "AgentConfig", "EnginePolicy", "ParsedAction", "Policy", "PromptConfig", "PromptContext", "Response",
     "RewardConfig", "ScriptedPolicy", "SeedConfig", "State", "StepResult", "agent_messages", "build_messages",
-    "fenced", "grade_submission", "parse_action", "parse_edit", "parse_response", "parse_validation_score", "seed_states",
-    "state_id", "step", "step_batch", "step_reward",
+    "fenced", "grade_submission", "parse_action", "parse_edit", "parse_response", "parse_validation_score",
+    "seed_states", "state_id", "step", "step_batch", "step_reward",
 ]

@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from acelib.agent.config import AgentConfig
-from acelib.files import atomic_write
 from acelib.agent.policy import fenced
 from acelib.agent.state import State
+from acelib.files import atomic_write
 
 SEEDS_VERSION = 1  # bump to invalidate every cached seed run
 DEFAULT_LIMITS = {"timeout_s": 120.0}

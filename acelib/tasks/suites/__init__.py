@@ -95,11 +95,6 @@ def is_prepared(spec: Spec, root: Path) -> bool:
     return _read_stamp(root) == _stamp(spec)
 
 
-def _replace_file(path: Path, data: bytes) -> None:
-    """Write via a temporary file and an atomic rename."""
-    atomic_write(path, data)
-
-
 def build_into(spec: Spec, root: Path) -> Competition:
     """Build every file of one competition into `root` (which must be empty or absent)."""
     built = spec.build(spec)
@@ -137,11 +132,11 @@ def prepare_competition(comp_id: str, cache_dir: Path | str | None = None, force
     unrendered = lambda d: {k: v for k, v in d.items() if k not in _RENDERED}  # noqa: E731
     if not force and stamp is not None and unrendered(stamp) == unrendered(want):
         # Only the reference solution or the metadata (e.g. a grader rule) changed: data and leaderboard hold.
-        _replace_file(root / SOLUTION_FILE, reference_solution(spec.id).encode())
+        atomic_write(root / SOLUTION_FILE, reference_solution(spec.id).encode())
         comp = _competition(spec, root)
-        _replace_file(root / COMPETITION_JSON,
-                      (json.dumps(comp.to_json(), indent=2, sort_keys=True) + "\n").encode())
-        _replace_file(root / BUILD_JSON, (json.dumps(want, sort_keys=True) + "\n").encode())
+        atomic_write(root / COMPETITION_JSON,
+                     (json.dumps(comp.to_json(), indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(root / BUILD_JSON, (json.dumps(want, sort_keys=True) + "\n").encode())
         return comp
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.id}.", dir=root.parent))
