@@ -203,9 +203,9 @@ def main() -> None:
     result["speedup_loop"] = round(s["loop_s"] / a["loop_s"], 3)
     result["speedup_steady"] = round(s["steady_step_s"] / a["steady_step_s"], 3)
     result["theoretical_bound"] = round((g + e + lr) / max(g, e, lr), 2)
-    from acelib.trainer.plan import ROLLOUTS_PER_WORKER
+    from acelib.trainer.config import ResourcesConfig
     b = args.tasks_per_step
-    in_flight = min(ROLLOUTS_PER_WORKER * args.rollout_workers, (1 + args.max_staleness) * b)
+    in_flight = min(ResourcesConfig().rollouts_per_worker * args.rollout_workers, (1 + args.max_staleness) * b)
     lam = s["gen_s_per_group"] + s["exec_s_per_group"]
     result["groups_in_flight_async"] = in_flight
     result["pipelined_bound"] = round((g + e + lr) / max(g, lr, b * lam / in_flight), 2)

@@ -3,7 +3,9 @@
 Two shapes per backend, same number of sequences (16):
 - raw batch: 16 different chat prompts × 1 sample, one `generate` call;
 - in-loop: what a rollout worker does, one prompt × G = 8 samples per call (`generate([prompt], n=8)`), two calls.
-  vLLM serves n = 8 as one request whose samples share the prompt's prefill (`enable_prefix_caching`).
+  vLLM serves n = 8 as one request whose samples share the prompt's prefill (`enable_prefix_caching`);
+- batched groups: the same two groups asked for at once from two threads, as a worker's two rollouts do, through
+  `acelib.rollout.BatchedGenerator` (one engine call for both).
 Prints one JSON object: generated tokens/s per backend and shape (sampling at temperature 1; a response that ends on
 EOS before 128 tokens counts only its tokens), in-loop / raw (goal ≥ 0.8), the vLLM/hf ratio, engine start-up time
 and weight-sync latency (an fp32 `model.safetensors` as the CPU learner exports it, in /dev/shm). Run:
@@ -45,6 +47,25 @@ def export_fp32(model_dir: str) -> str:
     return d
 
 
+def batched_groups(engine) -> tuple[float, int, int]:
+    """The in-loop groups requested concurrently, one thread each, through the rollout workers' BatchedGenerator."""
+    import threading
+
+    from acelib.rollout import BatchedGenerator, SamplingParams
+
+    gen = BatchedGenerator(engine, window_s=0.5, max_requests=PROMPTS // GROUP)
+    groups: list = []
+    threads = [threading.Thread(target=lambda p=p: groups.append(
+        gen.generate(p, SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS), GROUP)))
+        for p in prompts()[:PROMPTS // GROUP]]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, sum(len(s.token_ids) for g in groups for s in g), gen.engine_calls
+
+
 def run(backend: str, model_dir: str, sync_dir: str) -> dict:
     from acelib.rollout import RolloutConfig, SamplingParams, make_engine
 
@@ -63,6 +84,7 @@ def run(backend: str, model_dir: str, sync_dir: str) -> dict:
             group = engine.generate([p], SamplingParams(temperature=1.0, max_new_tokens=NEW_TOKENS), n=GROUP)[0]
             loop_tokens += sum(len(s.token_ids) for s in group)
         loop_s = time.perf_counter() - t0
+        batched_s, batched_tokens, calls = batched_groups(engine)
         t0 = time.perf_counter()
         engine.sync_weights(sync_dir, 1)
         sync_s = time.perf_counter() - t0
@@ -73,6 +95,10 @@ def run(backend: str, model_dir: str, sync_dir: str) -> dict:
                           "tokens_per_s": round(raw, 1)},
             "in_loop": {"sequences": PROMPTS, "calls": PROMPTS // GROUP, "n_per_call": GROUP, "tokens": loop_tokens,
                         "seconds": round(loop_s, 2), "tokens_per_s": round(loop, 1)},
+            "batched_groups": {"sequences": PROMPTS, "threads": PROMPTS // GROUP, "engine_calls": calls,
+                               "tokens": batched_tokens, "seconds": round(batched_s, 2),
+                               "tokens_per_s": round(batched_tokens / batched_s, 1)},
+            "batched_over_in_loop": round(batched_tokens / batched_s / loop, 2),
             "in_loop_over_raw": round(loop / raw, 2), "tokens_per_s": round(raw, 1),
             "startup_s": round(startup, 1), "sync_weights_s": round(sync_s, 2), "dtype": engine.dtype}
 

@@ -6,6 +6,8 @@
 - `openai` (acelib.rollout.openai_engine.EndpointEngine): any OpenAI-compatible endpoint, for evaluation only
   (a served policy, a baseline model elsewhere); never chosen by "auto".
 
+`BatchedGenerator` merges the concurrent requests of a worker's rollouts into one engine call.
+
 Importing this package loads neither torch nor vLLM; the backend modules are imported by `make_engine`.
 """
 from __future__ import annotations
@@ -15,10 +17,11 @@ import logging
 
 from acelib.models import resolve_model_dir
 from acelib.rollout.base import Engine, Messages, Sample, SamplingParams
+from acelib.rollout.batching import BatchedGenerator
 from acelib.rollout.config import RolloutConfig
 
-__all__ = ["Engine", "Messages", "RolloutConfig", "Sample", "SamplingParams", "choose_backend", "make_engine",
-           "resolve_model_dir"]
+__all__ = ["BatchedGenerator", "Engine", "Messages", "RolloutConfig", "Sample", "SamplingParams", "choose_backend",
+           "make_engine", "resolve_model_dir"]
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "hf", "vllm", "openai")

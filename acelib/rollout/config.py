@@ -23,6 +23,10 @@ class RolloutConfig:
         "weight needs; 'raw' = log-softmax of the unmodified logits (temperature 1), a diagnostic only. The "
         "trainer refuses 'raw' when temperature ≠ 1. See docs/rollout.md §log-probs",
         choices=("raw", "processed"))
+    batch_window_s: float = option(
+        0.05, "rollout workers: how long the first of several concurrent group requests waits for the worker's other "
+        "rollouts to join its engine call (acelib/rollout/batching.py); requests queued while the engine is busy "
+        "join the next call anyway")
     sync_dir: str = option(
         "/dev/shm", "where weights for engine sync are written (Learner.export_weights → engine.sync_weights); "
         "tmpfs keeps the round trip in memory")
@@ -49,6 +53,8 @@ class RolloutConfig:
         "reset after every weight sync")
 
     def validate(self) -> None:
+        if self.batch_window_s < 0:
+            raise ConfigError("rollout.batch_window_s must be ≥ 0")
         if self.hf_max_batch_size < 1:
             raise ConfigError("rollout.hf_max_batch_size must be ≥ 1")
         if self.tensor_parallel_size < 1:

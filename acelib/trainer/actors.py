@@ -3,8 +3,9 @@
 
 `RolloutWorker` drives one engine (vLLM or transformers) and a sandbox pool: for a task it samples G responses,
 executes and grades each (acelib.agent), and returns a `FinishedGroup` with behaviour log-probs and the policy
-version. `ROLLOUTS_PER_WORKER` rollouts may be in flight per worker (while one's code runs in the sandbox, the
-other generates); weight syncs run in their own concurrency group and wait only for the engine, never for a
+version. `resources.rollouts_per_worker` rollouts may be in flight per worker: their generation requests are merged
+into one engine call when they coincide (`acelib.rollout.BatchedGenerator`), and one group's code runs in the sandbox
+while another generates. Weight syncs run in their own concurrency group and wait only for the engine, never for a
 rollout's sandbox runs. A fault in one sample (generation, execution or grading raising) masks that sample as an
 infrastructure error and keeps its traceback; the group and the run go on.
 
@@ -13,7 +14,6 @@ runs in-process (benchmarks, tests).
 """
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 
@@ -22,17 +22,20 @@ import ray
 from acelib.agent.state import State, normalise_code
 from acelib.trainer.learner_group import redirect_output, set_torch_threads
 from acelib.trainer.payloads import FinishedGroup, ProbeResult
-from acelib.trainer.plan import ROLLOUTS_PER_WORKER
 
-CONCURRENCY_GROUPS = {"rollout": ROLLOUTS_PER_WORKER, "io": 1}
+
+def concurrency_groups(rollouts_per_worker: int) -> dict[str, int]:
+    """The worker's Ray concurrency groups: its rollouts (and the probe) in threads, weight syncs beside them."""
+    return {"rollout": rollouts_per_worker, "io": 1}
 
 
 class RolloutWorker:
     def __init__(self, worker_index: int, model: str, backend: str, rollout_cfg, sampling, group_size: int,
                  competitions: dict[str, str], sandbox_limits, sandbox_workers: int | None, agent_cfg, seed: int,
-                 torch_threads: int | None = None, log_file: str | None = None, executors: list | None = None):
+                 torch_threads: int | None = None, log_file: str | None = None, executors: list | None = None,
+                 rollouts_per_worker: int = 2):
         redirect_output(log_file)
-        from acelib.rollout import make_engine
+        from acelib.rollout import BatchedGenerator, make_engine
         from acelib.sandbox import SandboxPool
         from acelib.sandbox.executor import ExecutorClient
         from acelib.tasks import load
@@ -48,9 +51,10 @@ class RolloutWorker:
         self.group_size = group_size
         self.agent_cfg = agent_cfg
         self.limits = sandbox_limits
-        # generate() and weight loading must not interleave; sandbox execution runs outside the lock so a second
-        # rollout can generate while the first one's code runs.
-        self._engine_lock = threading.Lock()
+        # Generation and weight loading never interleave (the generator's engine lock); sandbox execution runs
+        # outside it, so a rollout can generate while another one's code runs.
+        self.generator = BatchedGenerator(self.engine, window_s=rollout_cfg.batch_window_s,
+                                          max_requests=rollouts_per_worker)
 
     @ray.method(concurrency_group="io")
     def ready(self) -> dict:
@@ -60,9 +64,9 @@ class RolloutWorker:
     def sync_weights(self, weights_dir: str, policy_version: int) -> float:
         """Load new weights between two generations; returns the seconds spent loading (the driver measures the
         wait including the queueing)."""
-        with self._engine_lock:
+        with self.generator.exclusive() as engine:
             t0 = time.perf_counter()
-            self.engine.sync_weights(weights_dir, policy_version)
+            engine.sync_weights(weights_dir, policy_version)
             return time.perf_counter() - t0
 
     def responses(self, state: State, samples: list) -> list[str]:
@@ -71,12 +75,11 @@ class RolloutWorker:
         return [s.text for s in samples]
 
     def _generate(self, messages) -> tuple[list, list[str]]:
-        """G samples, or G masked placeholders with the error when generation raises (e.g. a prompt over the
-        engine's max_model_len)."""
+        """G samples (batched with the worker's other rollouts), or G masked placeholders with the error when
+        generation raises (e.g. a prompt over the engine's max_model_len)."""
         from acelib.rollout.base import Sample, chat_prompt_ids
         try:
-            with self._engine_lock:
-                return self.engine.generate([messages], self.sampling, n=self.group_size)[0], []
+            return self.generator.generate(messages, self.sampling, self.group_size), []
         except Exception:
             error = traceback.format_exc()
         prompt = chat_prompt_ids(self.engine.tokenizer, messages)
@@ -133,9 +136,9 @@ class RolloutWorker:
                     for s in states]
         t0 = time.perf_counter()
         try:
-            with self._engine_lock:
-                samples = self.engine.generate(messages, self.sampling, n=n)
-                version = self.engine.policy_version
+            with self.generator.exclusive() as engine:
+                samples = engine.generate(messages, self.sampling, n=n)
+                version = engine.policy_version
         except Exception:   # a probe that cannot generate is not counted; the run goes on
             print(f"probe: generation failed:\n{traceback.format_exc()}", flush=True)
             return ProbeResult(self.engine.policy_version, [["infra_error"] * n for _ in states],

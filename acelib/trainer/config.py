@@ -30,6 +30,9 @@ class ResourcesConfig:
     ray_address: str = option("", "Ray cluster address for ray.init(address=...); '' starts Ray in-process on this machine")
     num_cpus: int | None = option(None, "CPUs Ray may use locally (None = all cores)")
     rollout_workers: int = option(1, "number of rollout-worker actors (each drives one engine)")
+    rollouts_per_worker: int = option(
+        2, "groups a rollout worker holds at once: their generations share one engine call (batched) and one "
+        "group's programs run while the next generates; more fills a GPU engine's batch (bounded by max_staleness)")
     gpus_per_engine: int = option(
         0, "GPUs per rollout engine (0 on CPU); vLLM's tensor_parallel_size is set to this (rollout.tensor_parallel_size "
         "may be left at 1 or set equal)")
@@ -57,8 +60,8 @@ class ResourcesConfig:
         return self.learner_gpus if self.learner_gpus > 0 else self.learner_ranks
 
     def validate(self) -> None:
-        if self.rollout_workers < 1:
-            raise ConfigError("resources.rollout_workers must be ≥ 1")
+        if self.rollout_workers < 1 or self.rollouts_per_worker < 1:
+            raise ConfigError("resources.rollout_workers and resources.rollouts_per_worker must be ≥ 1")
         if self.gpus_per_engine < 0 or self.learner_gpus < 0 or self.learner_ranks < 1:
             raise ConfigError("resources.gpus_per_engine and learner_gpus must be ≥ 0, learner_ranks ≥ 1")
         if self.executors < 0:

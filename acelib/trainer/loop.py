@@ -28,7 +28,7 @@ from acelib.groups import valid_and_changed
 from acelib.trainer import faults
 from acelib.trainer.config import TrainConfig
 from acelib.trainer.payloads import FinishedGroup, ProbeResult
-from acelib.trainer.plan import ROLLOUTS_PER_WORKER, check_cluster, check_machine, resource_plan
+from acelib.trainer.plan import check_cluster, check_machine, resource_plan
 from acelib.trainer.run_dir import RunDir
 from acelib.trainer.staleness import AdmissionControl
 
@@ -327,7 +327,7 @@ class Orchestrator:
         from acelib.curriculum import Curriculum
         from acelib.models import resolve_model_dir
         from acelib.rollout.base import SamplingParams
-        from acelib.trainer.actors import CONCURRENCY_GROUPS, RolloutWorker
+        from acelib.trainer.actors import RolloutWorker, concurrency_groups
         from acelib.trainer.learner_group import LearnerGroup, _get
 
         cfg, comps, r = self.cfg, self.comps, self.cfg.resources
@@ -381,11 +381,13 @@ class Orchestrator:
         worker = ray.remote(num_cpus=0, num_gpus=r.gpus_per_engine, max_restarts=-1, max_task_retries=0,
                             resources={r.rollout_resource: 1.0} if r.rollout_resource else None,
                             scheduling_strategy=placed(r.gpus_per_engine or r.rollout_resource),
-                            concurrency_groups=CONCURRENCY_GROUPS)(self.worker_cls or RolloutWorker)
+                            concurrency_groups=concurrency_groups(r.rollouts_per_worker)
+                            )(self.worker_cls or RolloutWorker)
         self.workers = [worker.remote(i, model_dir, cfg.backend, comps.rollout, sampling, cfg.group_size, competitions,
                                       comps.sandbox, r.sandbox_workers, comps.agent,
                                       cfg.seed + 1000 * i + 100_003 * self.step, r.torch_threads,
-                                      str(self.run_dir.logs_dir / f"rollout_worker_{i}.log"), self.executors)
+                                      str(self.run_dir.logs_dir / f"rollout_worker_{i}.log"), self.executors,
+                                      r.rollouts_per_worker)
                         for i in range(r.rollout_workers)]
         self.load = [0] * len(self.workers)
         if ckpt:
@@ -408,7 +410,7 @@ class Orchestrator:
         if self.pending_sync:
             return
         self.probe()
-        slots = ROLLOUTS_PER_WORKER * len(self.workers) - len(self.inflight)
+        slots = self.cfg.resources.rollouts_per_worker * len(self.workers) - len(self.inflight)
         n = self.admission.admit(self.step, slots) if slots > 0 else 0
         if n == 0:
             return

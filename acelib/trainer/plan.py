@@ -6,9 +6,6 @@ import os
 
 from acelib.trainer.config import TrainConfig, check_preset_against_model, gpus_needed
 
-# Two rollouts per worker: while one's code runs in the sandbox, the other generates (the engine is shared).
-ROLLOUTS_PER_WORKER = 2
-
 
 def _named(name: str) -> dict[str, float]:
     return {name: 1.0} if name else {}
@@ -24,7 +21,7 @@ def actor_plan(cfg: TrainConfig) -> list[dict]:
         actors.append({"actor": f"rollout_worker_{i}", "num_cpus": 0, "num_gpus": r.gpus_per_engine,
                        "resources": _named(r.rollout_resource),
                        "runs": f"{cfg.backend} engine (tensor_parallel_size {comps.rollout.tensor_parallel_size}), "
-                               f"{ROLLOUTS_PER_WORKER} rollouts at a time, "
+                               f"{r.rollouts_per_worker} rollouts at a time (batched generation), "
                                + (f"programs on the executors" if r.executors else f"sandbox pool of {pool}")})
     for i in range(r.executors):
         actors.append({"actor": f"executor_{i}", "num_cpus": 0, "num_gpus": 0,
