@@ -33,6 +33,7 @@ class _Request:
     n: int
     result: list[Sample] | None = None
     error: BaseException | None = None
+    engine_s: float = 0.0       # this request's share of the engine call that served it
     done: bool = False
 
 
@@ -61,6 +62,11 @@ class BatchedGenerator:
 
     def generate(self, messages: Messages, sampling: SamplingParams, n: int) -> list[Sample]:
         """The n samples of one prompt, generated in one engine call with whatever other requests are queued."""
+        return self.generate_with_cost(messages, sampling, n)[0]
+
+    def generate_with_cost(self, messages: Messages, sampling: SamplingParams, n: int) -> tuple[list[Sample], float]:
+        """`generate`, plus this request's share of the engine's time: the call's seconds / the requests it served
+        (what a tokens-per-second metric must divide by; the caller's own wall time includes waiting its turn)."""
         request = _Request(messages, sampling, n)
         with self._queue:
             self._pending.append(request)
@@ -72,7 +78,7 @@ class BatchedGenerator:
         if request.error is not None:
             raise request.error
         assert request.result is not None
-        return request.result
+        return request.result, request.engine_s
 
     def _gather(self) -> list[_Request]:
         """Everything queued, after waiting up to window_s for the batch to fill (called holding the engine)."""
@@ -100,6 +106,7 @@ class BatchedGenerator:
     def _call(self, requests: list[_Request], retry_alone: bool) -> None:
         self.engine_calls += 1
         self.requests += len(requests)
+        t0 = time.perf_counter()
         try:
             out = self.engine.generate([r.messages for r in requests], requests[0].sampling, n=requests[0].n)
         except Exception as e:
@@ -110,5 +117,6 @@ class BatchedGenerator:
             for r in requests:
                 self._call([r], retry_alone=False)
             return
+        share = (time.perf_counter() - t0) / len(requests)
         for r, samples in zip(requests, out, strict=True):
-            r.result = samples
+            r.result, r.engine_s = samples, share

@@ -74,17 +74,18 @@ class RolloutWorker:
         benchmark runs reference solutions to get real execution latency from a model that cannot write code)."""
         return [s.text for s in samples]
 
-    def _generate(self, messages) -> tuple[list, list[str]]:
-        """G samples (batched with the worker's other rollouts), or G masked placeholders with the error when
-        generation raises (e.g. a prompt over the engine's max_model_len)."""
+    def _generate(self, messages) -> tuple[list, list[str], float]:
+        """G samples (batched with the worker's other rollouts) and the group's share of engine seconds, or G masked
+        placeholders with the error when generation raises (e.g. a prompt over the engine's max_model_len)."""
         from acelib.rollout.base import Sample, chat_prompt_ids
         try:
-            return self.generator.generate(messages, self.sampling, self.group_size), []
+            samples, engine_s = self.generator.generate_with_cost(messages, self.sampling, self.group_size)
+            return samples, [], engine_s
         except Exception:
             error = traceback.format_exc()
         prompt = chat_prompt_ids(self.engine.tokenizer, messages)
         blank = Sample(prompt_ids=prompt, token_ids=[], logprobs=[], text="", policy_version=self.engine.policy_version)
-        return [blank] * self.group_size, [f"generation failed:\n{error}"] * self.group_size
+        return [blank] * self.group_size, [f"generation failed:\n{error}"] * self.group_size, 0.0
 
     @ray.method(concurrency_group="rollout")
     def rollout(self, task) -> FinishedGroup:
@@ -95,7 +96,7 @@ class RolloutWorker:
         comp = self.competitions[state.competition_id]
         messages = agent_messages(state, comp, self.agent_cfg, self.limits.timeout_s)
         t0 = time.perf_counter()
-        samples, gen_errors = self._generate(messages)
+        samples, gen_errors, engine_s = self._generate(messages)
         gen_s, t1 = time.perf_counter() - t0, time.perf_counter()
         policy_version = samples[0].policy_version
         if gen_errors:
@@ -122,7 +123,7 @@ class RolloutWorker:
             children=children,
             identical_to_parent=([False] * len(samples) if gen_errors or parent_code is None else
                                  [normalise_code(r.child.code) == parent_code and not r.masked for r in results]),
-            gen_s=gen_s, exec_s=exec_s, gen_tokens=sum(len(s.token_ids) for s in samples),
+            gen_s=gen_s, gen_engine_s=engine_s, exec_s=exec_s, gen_tokens=sum(len(s.token_ids) for s in samples),
             sandbox_latency_s=[float(r.info.get("duration_s") or 0.0) for r in results], errors=errors,
             executor_lost=any(r.info.get("executor_lost", False) for r in results))
 

@@ -90,6 +90,18 @@ def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
                  workers=cfg.resources.sandbox_workers)
 
 
+def seed_kinds(cfg: TrainConfig, competition_ids: list[str]) -> dict[str, dict]:
+    """The run's seed tasks by state id: competition, step type and mutation kind (what `seeds.json` in the run
+    directory holds; the run summary stratifies its headline by the kind of each task's root seed)."""
+    if not cfg.seeds.enabled:
+        return {}
+    from acelib.agent.seeds import seed_jobs
+    from acelib.agent.state import state_id
+    return {state_id(j.competition_id, j.code): {"competition_id": j.competition_id, "kind": j.kind,
+                                                 "step_type": "improve" if j.valid else "debug"}
+            for j in seed_jobs(competition_ids, **seed_draw(cfg))}
+
+
 PROBE_SEED_OFFSET = 104_729   # probe draws differ from the RL seeds (offset 0) and the warm start's examples
 
 
@@ -124,7 +136,7 @@ def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, f
     outcomes = [o for g in groups for o in g.outcomes]
     n = max(1, len(outcomes))
     stale = [trained_from - g.policy_version for g in groups]
-    gen_s = sum(g.gen_s for g in groups)
+    engine_s = sum(g.gen_engine_s for g in groups)
     lat = [x for g in groups for x in g.sandbox_latency_s]
     out = {
         "reward/mean": float(rewards.mean()) if rewards.size else float("nan"),
@@ -136,8 +148,10 @@ def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, f
         "groups/zero_variance_share": float(np.mean([g.zero_variance for g in groups])) if groups else 0.0,
         "staleness/mean": float(np.mean(stale)) if stale else 0.0,
         "staleness/max": float(np.max(stale)) if stale else 0.0,
-        "rollout/tokens_per_s": sum(g.gen_tokens for g in groups) / gen_s if gen_s > 0 else 0.0,
-        "rollout/gen_s": gen_s,                                              # summed over the groups
+        # per second of engine time (a batched call's seconds are shared by its groups, not counted per group)
+        "rollout/tokens_per_s": sum(g.gen_tokens for g in groups) / engine_s if engine_s > 0 else 0.0,
+        "rollout/gen_s": sum(g.gen_s for g in groups),   # summed over the groups, each waiting for the engine too
+        "rollout/gen_engine_s": engine_s,                # the engine seconds the step's groups took
         "rollout/exec_s_max": max((g.exec_s for g in groups), default=0.0),  # the slowest group's executions
         "rollout/exec_s_mean": sum(g.exec_s for g in groups) / len(groups) if groups else 0.0,
         "sandbox/latency_s": float(np.mean(lat)) if lat else 0.0,
@@ -152,6 +166,14 @@ def group_metrics(groups: list[FinishedGroup], trained_from: int) -> dict[str, f
             out[f"samples/valid/{t}"] = float(sum(o == "valid" for o in outcomes_t))
             out[f"samples/valid_changed/{t}"] = float(valid_and_changed(outcomes_t, identical_t))
     return out
+
+
+def group_rows(groups: list[FinishedGroup]) -> list[dict]:
+    """One record per group of a learner step (stored in its metrics row as "groups"): which task, how many
+    responses, how many valid and not a copy. The run summary's stratified headline is computed from these."""
+    return [{"task_id": g.task_id, "index": g.index, "competition_id": g.competition_id, "step_type": g.step_type,
+             "samples": len(g.outcomes), "valid_changed": valid_and_changed(g.outcomes, g.identical_to_parent)}
+            for g in groups]
 
 
 def buffer_metrics(stats: dict) -> dict[str, float]:
@@ -355,6 +377,7 @@ class Orchestrator:
         # differently per worker and per resume (a resumed run must not replay the sampling noise of its start).
         sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                   max_new_tokens=cfg.max_new_tokens)
+        self.run_dir.write_seeds(seed_kinds(cfg, list(competitions)))
         self.cur = ray.remote(num_cpus=0, scheduling_strategy=here)(Curriculum).remote(
             str(self.run_dir.buffer_path), comps.buffer, comps.sampler, list(competitions),
             seed_states(cfg, list(competitions)), batch_size=cfg.tasks_per_step, seed=cfg.seed,
@@ -604,7 +627,8 @@ class Orchestrator:
                "rollout/lost_groups": float(self.lost_groups),
                **group_metrics(self.batch, self.trained_from),
                **{f"learner/{k}": v for k, v in lmetrics.items() if isinstance(v, (int, float))},
-               **buffer_metrics(ray.get(self.cur.stats.remote()))}
+               **buffer_metrics(ray.get(self.cur.stats.remote())),
+               "groups": group_rows(self.batch)}   # not a metric: tracking.log_metrics skips it
         self.times["step"] = now
         run.append_metrics(self.step, row)
         self.rows.append({"step": self.step, **row})

@@ -28,10 +28,11 @@ class FinishedGroup:
     outcomes: list[str]            # reward-ladder outcome per sample ("infra_error" when masked)
     children: list[State]          # child states of the unmasked samples (they become buffer tasks)
     identical_to_parent: list[bool]  # the response's script equals the task's own code (a copy, not a step)
-    gen_s: float
+    gen_s: float                   # from asking for the samples to having them (waiting for the engine included)
     exec_s: float
     gen_tokens: int
     sandbox_latency_s: list[float]
+    gen_engine_s: float = 0.0      # this group's share of the engine call(s) that generated it (batched: call / groups)
     errors: list[str] = dataclasses.field(default_factory=list)   # tracebacks of masked samples
     executor_lost: bool = False    # a sample's program died with its executor (node lost): run the task again
 

@@ -65,7 +65,8 @@ def key(cfg, model_dir: str, states: list, competitions: dict[str, str]) -> dict
     comps = cfg.components()
     loaded = {cid: load_competition(competitions[cid]) for cid in dict.fromkeys(s.competition_id for s in states)}
     prompts = [agent_messages(s, loaded[s.competition_id], comps.agent, comps.sandbox.timeout_s) for s in states]
-    rollout = {k: v for k, v in dataclasses.asdict(comps.rollout).items() if k != "sync_dir"}
+    # where weights travel and how long rollouts wait to batch do not change the probe (one exclusive engine call)
+    rollout = {k: v for k, v in dataclasses.asdict(comps.rollout).items() if k not in ("sync_dir", "batch_window_s")}
     return {"model": str(model_dir), "learner_dtype": comps.learner.dtype, "backend": cfg.backend,
             "rollout": rollout, "temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k,
             "max_new_tokens": cfg.max_new_tokens, "seed": cfg.seed, "samples": cfg.probe.samples,

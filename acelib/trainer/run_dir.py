@@ -7,6 +7,7 @@
                                  after step 3; its `done` marker, written last, makes it the resume point
       metrics.jsonl     one line per completed step (the source for re-logging MLflow after a crash)
       probe.jsonl       one line per probe of the policy on the fixed probe tasks (the learning curve)
+      seeds.json        the seed tasks by state id: competition, step type, mutation kind
       infra_errors.log  tracebacks of samples masked as infrastructure errors
       logs/             each actor's output: rollout_worker_<i>.log (engine, vLLM), learner_rank_<r>.log (DeepSpeed)
       summary.json      the run's headline numbers (acelib.trainer.summary)
@@ -133,6 +134,17 @@ class RunDir:
     @property
     def probe_path(self) -> Path:
         return self.path / "probe.jsonl"
+
+    @property
+    def seeds_path(self) -> Path:
+        return self.path / "seeds.json"
+
+    def write_seeds(self, seeds: dict[str, dict]) -> None:
+        atomic_write_json(self.seeds_path, seeds)
+
+    def seeds(self) -> dict[str, dict]:
+        """seeds.json ({} for a run from before it was written)."""
+        return json.loads(self.seeds_path.read_text()) if self.seeds_path.is_file() else {}
 
     def append_metrics(self, step: int, metrics: dict) -> None:
         _append_line(self.metrics_path, {"step": step, **metrics})

@@ -7,6 +7,11 @@ Two measurements, each with a two-sided two-proportion z-test (statsmodels):
   as not valid here: copying a working script is no progress. Rates by step type and the share of copies are
   reported next to it. The tasks behind these rates change as the curriculum moves (LP sampling keeps choosing
   tasks the policy half-solves), so a policy that gets better need not show a rise here;
+- the same comparison stratified (Cochran-Mantel-Haenszel, statsmodels' `StratifiedTable`): the responses are
+  split by task kind (debug, improve) and the mutation kind of the task's root seed (`seeds.json`; the root is found
+  through the buffer's parent links), and the first third is compared with the last within each stratum. The
+  two-proportion test also moves when the curriculum shifts to easier kinds of task between the thirds; this one
+  does not (docs/trainer.md, "Reading the headline");
 - the probe (`probe.*`, when the preset has one): the same fixed tasks, never trained on, answered by the policy
   before RL and after the last step (and every `probe.every` steps): the learning curve proper.
 
@@ -56,6 +61,64 @@ def headline(rows: list[dict]) -> dict:
     return out
 
 
+def roots(parents: dict[str, str | None]) -> dict[str, str]:
+    """The root of every task of a lineage {task id: parent id or None}: its oldest ancestor."""
+    out: dict[str, str] = {}
+    for tid in parents:
+        path, node = [], tid
+        while node not in out and parents.get(node) is not None and node not in path:   # a cycle cannot hang it
+            path.append(node)
+            node = parents[node]
+        root = out.get(node, node)
+        for p in path + [node]:
+            out[p] = root
+    return out
+
+
+def stratified_headline(rows: list[dict], parents: dict[str, str | None], seeds: dict[str, dict]) -> dict:
+    """First third vs last third within strata of (task kind, root seed's mutation kind): the Cochran-Mantel-
+    Haenszel test of a common odds ratio of 1 (no continuity correction) and the Mantel-Haenszel odds ratio
+    (> 1: more valid responses in the last third). Strata seen in only one of the thirds carry no information and
+    are left out; `stratified_samples` counts the responses of the strata used. Needs the per-group records of the
+    metrics rows ("groups"); runs without them get None."""
+    import numpy as np
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    out = {"p_value_stratified": None, "odds_ratio_stratified": None, "stratified_excess_valid": None,
+           "stratified_samples": None, "strata": {}}
+    k = len(rows) // 3
+    if not k or not all("groups" in r for r in rows):
+        return out
+    root_of = roots(parents)
+    counts: dict[str, list[int]] = {}     # stratum → [valid first, n first, valid last, n last]
+    for third, part in ((0, rows[:k]), (2, rows[len(rows) - k:])):
+        for g in (g for r in part for g in r["groups"]):
+            if g["step_type"] not in ("debug", "improve"):
+                continue
+            root = root_of.get(g["task_id"], g["task_id"])
+            stratum = f"{g['step_type']}/{seeds.get(root, {}).get('kind', 'draft root')}"
+            c = counts.setdefault(stratum, [0, 0, 0, 0])
+            c[third] += g["valid_changed"]
+            c[third + 1] += g["samples"]
+    out["strata"] = counts
+    used = [c for c in counts.values() if c[1] and c[3]]
+    out["stratified_samples"] = sum(c[1] + c[3] for c in used)
+    # rows: last third, first third; columns: valid, not valid
+    tables = [np.array([[c[2], c[3] - c[2]], [c[0], c[1] - c[0]]], dtype=float) for c in used]
+    informative = [t for t in tables if 0 < t[:, 0].sum() < t.sum()]   # a stratum all valid or all not: no variance
+    if informative:
+        st = StratifiedTable(informative)
+        p = float(st.test_null_odds(correction=False).pvalue)
+        odds = float(st.oddsratio_pooled)
+        out["p_value_stratified"] = p if np.isfinite(p) else None
+        out["odds_ratio_stratified"] = odds if np.isfinite(odds) else None     # None: no valid in one third
+        # the direction, defined even when the odds ratio is not: valid responses of the last third minus their
+        # expectation under "same rate in both thirds", summed over the strata
+        out["stratified_excess_valid"] = float(sum(t[0, 0] - t[0].sum() * t[:, 0].sum() / t.sum()
+                                                   for t in informative))
+    return out
+
+
 def probe_headline(probes: list[dict]) -> dict:
     """The fixed probe tasks before RL (the probe after 0 steps) vs after the last step: valid rates, z-test
     p-value, and the curve (step, valid rate) of every probe."""
@@ -80,7 +143,9 @@ def probe_headline(probes: list[dict]) -> dict:
 def run_summary(run_dir: str | Path, mlflow_run_id: str, tracking_uri: str = "") -> dict:
     from acelib.trainer.run_dir import RunDir
     run = RunDir(run_dir)
-    return {**headline(run.metrics()), **probe_headline(run.probes()), "run_dir": str(run.path),
+    rows = run.metrics()
+    return {**headline(rows), **stratified_headline(rows, buffer_parents(run.buffer_path), run.seeds()),
+            **probe_headline(run.probes()), "run_dir": str(run.path),
             "mlflow_run_id": mlflow_run_id, "tracking_uri": tracking_uri}
 
 
@@ -115,11 +180,26 @@ def report(summary: dict) -> str:
         "by task kind (first → last third): " + ", ".join(
             f"{t} {pct(summary[f'{t}_valid_rate_first_third'])} → {pct(summary[f'{t}_valid_rate_last_third'])}"
             for t in STEP_TYPES),
+        stratified_line(summary),
         f"responses identical to their parent script (valid or not): {pct(summary['identical_to_parent_share'])}",
         f"policy updates: {summary.get('updates', '–')} of {summary['steps']} steps (the others' groups had no "
         f"reward variance, so no gradient)",
     ] + probe + ([f"final policy: {summary['registered_model']} (MLflow model registry)"]
          if summary.get("registered_model") else []))
+
+
+def stratified_line(summary: dict) -> str:
+    """The headline within strata of task kind and root bug kind (what the curriculum's shifts cannot move)."""
+    p, odds, excess = (summary.get(k) for k in ("p_value_stratified", "odds_ratio_stratified",
+                                                 "stratified_excess_valid"))
+    if p is None:
+        return ("within task kind and root bug kind (Cochran-Mantel-Haenszel): – (no stratum with responses in "
+                "both thirds and some variance)")
+    verdict = "no significant change" if p >= 0.05 else ("a significant rise" if excess > 0 else "a significant fall")
+    return (f"within task kind and root bug kind (Cochran-Mantel-Haenszel over "
+            f"{sum(1 for c in summary['strata'].values() if c[1] and c[3])} strata, "
+            f"{summary['stratified_samples']} responses): odds ratio last/first third "
+            f"{'–' if odds is None else f'{odds:.2f}'}, {excess:+.1f} valid vs equal rates, p = {p:.3g}: {verdict}")
 
 
 def probe_before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:
@@ -138,6 +218,19 @@ def probe_before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 120
              **{f"{name}_{k}": v for name, row in (("before", first), ("after", last))
                 for k, v in (("step", row["step"]), ("outcome", row["outcomes"][i][0]),
                              ("response", row["texts"][i][:max_chars]))}} for i in order[:pairs]]
+
+
+def buffer_parents(db_path: str | Path) -> dict[str, str | None]:
+    """{task id: parent id} of every task the run's buffer ever held (evicted ones included), {} without one."""
+    import sqlite3
+
+    if not Path(db_path).is_file():
+        return {}
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT id, parent_id FROM items").fetchall())
+    finally:
+        db.close()
 
 
 def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:

@@ -81,6 +81,7 @@ def test_concurrent_rollouts_share_one_engine_call(fake_competition):
         for t in threads:
             t.join(120)
         assert (worker.generator.engine_calls, worker.generator.requests) == (1, 2)
+        assert groups[0].gen_engine_s == groups[1].gen_engine_s > 0   # one call, charged half to each
         for k, s in enumerate(states):
             own = chat_prompt_ids(worker.engine.tokenizer, agent_messages(s, comp, AgentConfig(), 30))
             assert len(groups[k].samples) == 2

@@ -48,6 +48,17 @@ def test_train_notebook_tiny_end_to_end_logs_to_mlflow(tracking, tmp_path):
     assert all(p["samples"] + sum(o == "infra_error" for t in p["outcomes"] for o in t) == 2 * 2 for p in probes)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["probe_curve"] == [[p["step"], p["valid_rate"]] for p in probes]
+    # every group of a step is on record, with its task (the stratified headline's input), and so are the seeds
+    for r in rows:
+        assert len(r["groups"]) == 2 and sum(g["samples"] for g in r["groups"]) == sum(
+            r.get(f"samples/{t}", 0) for t in ("draft", "debug", "improve"))
+    seeds = json.loads((run_dir / "seeds.json").read_text())
+    assert sorted(v["kind"] for v in seeds.values()).count("baseline") == 2 and len(seeds) == 4
+    import sqlite3
+    db = sqlite3.connect(f"file:{run_dir / 'buffer.sqlite'}?mode=ro", uri=True)
+    assert set(seeds) <= {r[0] for r in db.execute("SELECT id FROM items WHERE is_root = 1")}   # ids of the roots
+    db.close()
+    assert {"p_value_stratified", "odds_ratio_stratified", "strata"} <= set(summary)
 
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=uri)

@@ -116,3 +116,15 @@ def test_exclusive_holds_generation_back():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="max_requests"):
         BatchedGenerator(RecordingEngine(), max_requests=0)
+
+
+def test_each_request_is_charged_its_share_of_the_engine_call():
+    gen = BatchedGenerator(RecordingEngine(delay_s=0.4), window_s=1.0, max_requests=2)
+    costs: dict = {}
+    threads = [threading.Thread(target=lambda p=p: costs.__setitem__(p, gen.generate_with_cost(
+        chat(p), SamplingParams(), 1)[1])) for p in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert costs["a"] == costs["b"] and 0.2 <= costs["a"] < 0.4   # one 0.4 s call, shared by two requests

@@ -57,3 +57,13 @@ def test_every_field_needs_help_and_describe_lists_them():
         option(1)
     table = describe(Outer)
     assert "`steps`" in table and "steps" in table and "(required)" not in table
+
+
+def test_docs_rollout_config_table_is_the_rendered_one():
+    """docs/rollout.md shows `describe(RolloutConfig)` verbatim (a hand-kept table went stale once)."""
+    from pathlib import Path
+
+    from acelib.rollout.config import RolloutConfig
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "rollout.md").read_text()
+    assert describe(RolloutConfig).strip() in docs, "re-render it: python -c 'from acelib.config import describe; " \
+        "from acelib.rollout.config import RolloutConfig; print(describe(RolloutConfig))'"

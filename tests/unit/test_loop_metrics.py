@@ -10,7 +10,7 @@ def _group(rewards, outcomes, policy_version, masked=None, step_type="draft", id
                          policy_version=policy_version, prompt_ids=[1], samples=[], rewards=rewards,
                          masked=masked or [False] * n, outcomes=outcomes, children=[],
                          identical_to_parent=identical or [False] * n, gen_s=2.0, exec_s=1.0, gen_tokens=40,
-                         sandbox_latency_s=[0.5] * n)
+                         sandbox_latency_s=[0.5] * n, gen_engine_s=0.5)
 
 
 def test_group_metrics_rates_variance_and_staleness_against_the_weights_trained():
@@ -26,7 +26,8 @@ def test_group_metrics_rates_variance_and_staleness_against_the_weights_trained(
     assert m["groups/zero_variance_share"] == 3 / 4
     assert m["staleness/max"] == 1 and m["staleness/mean"] == 1 / 4
     assert m["reward/mean"] == (1.0 + 0.0 - 1.0 - 1.0 + 0.2 + 1.0 + 1.0 + 1e-9) / 7
-    assert m["rollout/tokens_per_s"] == 160 / 8.0
+    # per engine second (each group's share of its batched call), not per second of each group's wait
+    assert m["rollout/tokens_per_s"] == 160 / 2.0 and m["rollout/gen_s"] == 8.0 and m["rollout/gen_engine_s"] == 2.0
     # validity by the kind of task answered: debug 1/2, improve 2/4 (a copy of an improve seed counts here)
     assert m["rate/valid/debug"] == 0.5 and m["rate/valid/improve"] == 0.5 and m["rate/valid/draft"] == 0.0
     assert m["groups/improve"] == 2 and m["samples/valid/improve"] == 2

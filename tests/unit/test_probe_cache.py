@@ -40,8 +40,9 @@ def test_the_key_changes_with_what_the_probe_depends_on_and_only_then(setting, t
     ]
     paths = {probe_cache.cache_file(probe_cache.key(c, m, s, comps), tmp_path) for m, c, s in changes}
     assert path not in paths and len(paths) == len(changes)
-    # the number of RL steps or the probe after them do not change the probe before RL
-    longer = resolve("cpu", None, {"competitions": [CID], "steps": 40, "probe.every": 5})
+    # the number of RL steps, the probe after them and how rollouts batch do not change the probe before RL
+    longer = resolve("cpu", None, {"competitions": [CID], "steps": 40, "probe.every": 5,
+                                   "rollout.batch_window_s": 0.5, "resources.rollouts_per_worker": 4})
     assert probe_cache.cache_file(probe_cache.key(longer, "/cache/models/warm-x-1", states, comps), tmp_path) == path
 
 

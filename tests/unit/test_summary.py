@@ -123,3 +123,70 @@ def test_valid_copies_of_an_improve_parent_do_not_count_and_the_report_says_so()
     assert "a copy of the parent's script counts as not valid" in text and "policy updates: 3 of 3 steps" in text
     rows[1]["groups/zero_variance_share"] = 1.0
     assert headline(rows)["updates"] == 2
+
+
+# ---- the stratified headline: groups recorded per step, strata = (task kind, root seed's mutation kind)
+SEEDS = {"h1": {"kind": "header"}, "f1": {"kind": "file_name"}, "b1": {"kind": "baseline"}}
+PARENTS = {"h1": None, "f1": None, "b1": None, "h1-c": "h1", "h1-cc": "h1-c", "f1-c": "f1", "d0": None, "d0-c": "d0"}
+
+
+def _grow(step, groups):
+    """A metrics row whose step consumed `groups` = [(task id, step type, samples, valid_changed)]."""
+    return {"step": step, "groups": [{"task_id": t, "step_type": k, "samples": n, "valid_changed": v}
+                                     for t, k, n, v in groups]}
+
+
+def test_roots_follow_the_parent_links():
+    from acelib.trainer.summary import roots
+    assert roots(PARENTS) == {"h1": "h1", "f1": "f1", "b1": "b1", "h1-c": "h1", "h1-cc": "h1", "f1-c": "f1",
+                              "d0": "d0", "d0-c": "d0"}
+
+
+def test_a_shift_to_easier_tasks_is_a_rise_only_without_strata():
+    """Simpson's paradox: within each bug kind the rate is the same in both thirds (header 1/8, file_name 6/8), but
+    the first third drew mostly header tasks and the last mostly file_name: the pooled test sees a rise, CMH none."""
+    from acelib.trainer.summary import stratified_headline
+    first = [("h1", "debug", 8, 1), ("h1-c", "debug", 8, 1), ("h1-cc", "debug", 8, 1), ("f1", "debug", 8, 6)]
+    last = [("f1", "debug", 8, 6), ("f1-c", "debug", 8, 6), ("f1", "debug", 8, 6), ("h1-c", "debug", 8, 1)]
+    rows = [_grow(1, first[:2]), _grow(2, first[2:]), _grow(3, []), _grow(4, []), _grow(5, last[:2]),
+            _grow(6, last[2:])]
+    pooled = headline([{"step": r["step"], "samples/debug": sum(g["samples"] for g in r["groups"]),
+                        "samples/valid_changed/debug": sum(g["valid_changed"] for g in r["groups"])} for r in rows])
+    assert pooled["p_value"] < 0.05 and pooled["valid_rate_last_third"] > pooled["valid_rate_first_third"]
+    s = stratified_headline(rows, PARENTS, SEEDS)
+    assert s["strata"] == {"debug/header": [3, 24, 1, 8], "debug/file_name": [6, 8, 18, 24]}
+    assert s["p_value_stratified"] == pytest.approx(1.0) and s["odds_ratio_stratified"] == pytest.approx(1.0)
+    assert s["stratified_excess_valid"] == pytest.approx(0.0, abs=1e-12) and s["stratified_samples"] == 64
+
+
+def test_cochran_mantel_haenszel_by_hand():
+    from acelib.trainer.summary import report, stratified_headline
+    first = [("h1-c", "debug", 8, 1), ("b1", "improve", 4, 1), ("d0-c", "debug", 4, 0)]
+    last = [("h1-cc", "debug", 8, 5), ("b1", "improve", 4, 3), ("f1-c", "debug", 4, 4), ("d0", "draft", 4, 4)]
+    rows = [_grow(1, first), _grow(2, []), _grow(3, last)]
+    s = stratified_headline(rows, PARENTS, SEEDS)
+    # debug/file_name appears only in the last third, debug/draft root only in the first, draft tasks never count
+    assert s["strata"] == {"debug/header": [1, 8, 5, 8], "improve/baseline": [1, 4, 3, 4],
+                           "debug/draft root": [0, 4, 0, 0], "debug/file_name": [0, 0, 4, 4]}
+    assert s["stratified_samples"] == 24
+    # per stratum: a = valid in the last third, E[a] = n_last * valid / N, Var = n_last n_first valid invalid /
+    # (N^2 (N - 1)); statistic = (sum(a - E))^2 / sum(Var), chi-squared with 1 degree of freedom
+    tables = [(5, 8, 1, 8), (3, 4, 1, 4)]     # (valid last, n last, valid first, n first)
+    excess = var = 0.0
+    for a, n2, c, n1 in tables:
+        big, m = n1 + n2, a + c
+        excess += a - n2 * m / big
+        var += n1 * n2 * m * (big - m) / (big ** 2 * (big - 1))
+    stat = excess ** 2 / var
+    assert s["stratified_excess_valid"] == pytest.approx(excess)
+    assert s["p_value_stratified"] == pytest.approx(math.erfc(math.sqrt(stat / 2)), rel=1e-9)   # chi2(1) tail
+    mh = (5 * 7 / 16 + 3 * 3 / 8) / (3 * 1 / 16 + 1 * 1 / 8)   # sum(a d / N) / sum(b c / N)
+    assert s["odds_ratio_stratified"] == pytest.approx(mh)
+    line = report({**headline([{"step": i} for i in range(1, 4)]), **s, "run_dir": "/r", "mlflow_run_id": "x"})
+    assert "Cochran-Mantel-Haenszel over 2 strata, 24 responses" in line and f"p = {s['p_value_stratified']:.3g}" in line
+
+
+def test_runs_without_group_records_have_no_stratified_test():
+    from acelib.trainer.summary import stratified_headline
+    s = stratified_headline([{"step": i, "samples/debug": 8} for i in range(1, 7)], PARENTS, SEEDS)
+    assert s["p_value_stratified"] is None and s["strata"] == {}
