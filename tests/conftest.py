@@ -71,3 +71,62 @@ def ray_cluster(ray_address_dir):
         cluster.shutdown()
     for temp_dir in temp_dirs:
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class PrivateRay:
+    """The Ray of a driver subprocess a test kills: started in its own temp dir (pass `env` to the subprocess), so
+    its processes can be found and ended without touching any other Ray on this machine. `ray stop --force`, used
+    here before, also ended a user's training run that was going on beside `make test`."""
+
+    def __init__(self, temp_dir: str):
+        self.temp_dir = temp_dir
+        self.env = {"RAY_TMPDIR": temp_dir}
+
+    def processes(self) -> list:
+        """Every process of this Ray: those started with the temp dir on their command line (GCS, raylet, agents)
+        and everything they started (actors, engines, sandboxes)."""
+        import psutil
+        found = {}
+        for p in psutil.process_iter(["cmdline"]):
+            if any(self.temp_dir in part for part in (p.info["cmdline"] or [])):
+                found[p.pid] = p
+                try:
+                    found.update({c.pid: c for c in p.children(recursive=True)})
+                except psutil.NoSuchProcess:
+                    pass
+        return list(found.values())
+
+    def find(self, name: str) -> list:
+        """This Ray's processes with `name` in their command line (e.g. an actor class: "ray::RolloutWorker")."""
+        import psutil
+        out = []
+        for p in self.processes():
+            try:
+                if any(name in part for part in p.cmdline()):
+                    out.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def kill(self) -> None:
+        import psutil
+        procs = self.processes()
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=30)
+
+
+@pytest.fixture
+def private_ray():
+    """A `PrivateRay` whose processes are killed at teardown, whatever happened in the test."""
+    import shutil
+    import tempfile
+
+    temp_dir = tempfile.mkdtemp(prefix="acelib-ray-", dir="/tmp")   # short: Ray's socket paths have a length limit
+    ray = PrivateRay(temp_dir)
+    yield ray
+    ray.kill()
+    shutil.rmtree(temp_dir, ignore_errors=True)

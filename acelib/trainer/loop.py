@@ -688,7 +688,8 @@ class Orchestrator:
                              step=self.step)
         mlflow.log_artifact(str(self.run_dir.path / "summary.json"), artifact_path="run")
         tracking.set_description(tracking.describe("GRPO training", self._description_fields(), headline={
-            k: summary[k] for k in ("valid_rate_first_third", "valid_rate_last_third", "p_value")}))
+            k: summary[k] for k in ("valid_rate_first_third", "valid_rate_last_third", "p_value", "p_value_stratified",
+                                    "probe_valid_rate_before", "probe_valid_rate_after", "probe_p_value")}))
         summary["registered_model"] = self.registered.uri
         return summary
 

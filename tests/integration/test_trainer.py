@@ -165,12 +165,12 @@ def test_a_second_run_from_the_same_warm_start_reuses_its_probe_before_rl(tracki
     assert len(list((tmp_path / "cache" / "probes").iterdir())) == 1   # what else changes the key: test_probe_cache
 
 
-def test_resume_after_sigkill_is_continuous(tracking, tmp_path):
+def test_resume_after_sigkill_is_continuous(tracking, tmp_path, private_ray):
     uri, _ = tracking
     out = tmp_path / "runs"
     script = tmp_path / "run.py"
     script.write_text(RESUME_SCRIPT.format(comps=_two_competitions(), uri=uri, out=str(out)))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **private_ray.env}
     p = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, start_new_session=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run_json = out / "resume-test" / "run.json"
@@ -182,9 +182,9 @@ def test_resume_after_sigkill_is_continuous(tracking, tmp_path):
         time.sleep(0.5)
     else:
         pytest.fail("the run did not reach step 2")
-    os.killpg(p.pid, signal.SIGKILL)  # the driver and everything it started (Ray workers, sandboxes)
+    os.killpg(p.pid, signal.SIGKILL)  # the driver
     p.wait()
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
+    private_ray.kill()                # and what it started (raylet, actors, sandboxes), nothing else on this machine
     before = json.loads(run_json.read_text())
     r = subprocess.run([sys.executable, str(script), str(out / "resume-test")], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=900)

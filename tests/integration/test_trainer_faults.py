@@ -35,10 +35,6 @@ def _competitions():
     return list(SUITES["train"][:1])
 
 
-def _ray_stop():
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
-
-
 def _setup(tmp_path):
     uri, out = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "runs"
     script = tmp_path / "run.py"
@@ -63,12 +59,12 @@ def _finish_and_check(uri: str, run_dir: Path, script: Path, env: dict) -> None:
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_sigkill_at_a_phase_boundary_then_resume_is_continuous(tmp_path, boundary):
+def test_sigkill_at_a_phase_boundary_then_resume_is_continuous(tmp_path, boundary, private_ray):
     uri, run_dir, script = _setup(tmp_path)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ACELIB_FAULT": f"{boundary}:2"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ACELIB_FAULT": f"{boundary}:2", **private_ray.env}
     p = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=900, start_new_session=True)
-    _ray_stop()   # what the killed driver started (raylet, actors, sandboxes) goes with the session
+    private_ray.kill()   # what the killed driver started (raylet, actors, sandboxes), and no other Ray
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
     committed = json.loads((run_dir / "run.json").read_text())["step"]
     assert committed == (2 if boundary == "after_done" else 1)                     # where the kill landed
@@ -76,18 +72,16 @@ def test_sigkill_at_a_phase_boundary_then_resume_is_continuous(tmp_path, boundar
     _finish_and_check(uri, run_dir, script, env)
 
 
-def test_rollout_worker_killed_mid_run_is_restarted(tmp_path):
-    import psutil
+def test_rollout_worker_killed_mid_run_is_restarted(tmp_path, private_ray):
     uri, run_dir, script = _setup(tmp_path)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **private_ray.env}
     p = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, start_new_session=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, killed = time.time() + 600, None
         while killed is None and time.time() < deadline:   # after step 1, while the next rollouts run
             if (run_dir / "metrics.jsonl").exists() and (run_dir / "metrics.jsonl").read_text().strip():
-                workers = [q for q in psutil.process_iter(["cmdline"])
-                           if any("RolloutWorker" in part for part in (q.info["cmdline"] or []))]
+                workers = private_ray.find("RolloutWorker")   # this run's, never another run's on this machine
                 if workers:
                     killed = workers[0].pid
                     os.kill(killed, signal.SIGKILL)
@@ -98,7 +92,7 @@ def test_rollout_worker_killed_mid_run_is_restarted(tmp_path):
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
-        _ray_stop()
+        private_ray.kill()
     assert p.returncode == 0, out[-4000:]
     assert "rollout worker 0 died" in out, out[-4000:]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
