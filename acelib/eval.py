@@ -108,10 +108,6 @@ class EvalConfig:
         """`Limits` defaults with `limits` applied (raises ConfigError naming a wrong field)."""
         return from_dict(Limits, self.limits, prefix="eval.limits.")
 
-    def time_limit_hint_s(self) -> float:
-        """The run time limit stated in the prompt."""
-        return self.agent.prompt_time_limit_s(self.sandbox_limits().timeout_s)
-
 
 # --- records --------------------------------------------------------------------------------------------------
 

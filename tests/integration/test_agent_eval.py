@@ -244,8 +244,11 @@ def test_eval_config_validation():
                 {"time_budget_s": 0}, {"stepz": 3}):
         with pytest.raises(ConfigError):
             from_dict(EvalConfig, bad)
-    assert EvalConfig().time_limit_hint_s() == 600.0
-    assert EvalConfig(agent=AgentConfig(time_limit_hint_s=60)).time_limit_hint_s() == 60
+    # the run time limit the prompt states: the sandbox's timeout unless the agent config names one
+    cfg = EvalConfig()
+    assert cfg.agent.prompt_time_limit_s(cfg.sandbox_limits().timeout_s) == 600.0
+    cfg = EvalConfig(agent=AgentConfig(time_limit_hint_s=60))
+    assert cfg.agent.prompt_time_limit_s(cfg.sandbox_limits().timeout_s) == 60
 
 
 def test_eval_module_imports_without_torch():
