@@ -79,13 +79,14 @@ def stratified_headline(rows: list[dict], parents: dict[str, str | None], seeds:
     """First third vs last third within strata of (task kind, root seed's mutation kind): the Cochran-Mantel-
     Haenszel test of a common odds ratio of 1 (no continuity correction) and the Mantel-Haenszel odds ratio
     (> 1: more valid responses in the last third). Strata seen in only one of the thirds carry no information and
-    are left out; `stratified_samples` counts the responses of the strata used. Needs the per-group records of the
+    are left out, and so are strata whose responses are all valid or all not (no variance);
+    `stratified_strata` / `stratified_samples` count the strata used and their responses. Needs the per-group records of the
     metrics rows ("groups"); runs without them get None."""
     import numpy as np
     from statsmodels.stats.contingency_tables import StratifiedTable
 
     out = {"p_value_stratified": None, "odds_ratio_stratified": None, "stratified_excess_valid": None,
-           "stratified_samples": None, "strata": {}}
+           "stratified_strata": 0, "stratified_samples": None, "strata": {}}
     k = len(rows) // 3
     if not k or not all("groups" in r for r in rows):
         return out
@@ -101,11 +102,12 @@ def stratified_headline(rows: list[dict], parents: dict[str, str | None], seeds:
             c[third] += g["valid_changed"]
             c[third + 1] += g["samples"]
     out["strata"] = counts
-    used = [c for c in counts.values() if c[1] and c[3]]
-    out["stratified_samples"] = sum(c[1] + c[3] for c in used)
     # rows: last third, first third; columns: valid, not valid
-    tables = [np.array([[c[2], c[3] - c[2]], [c[0], c[1] - c[0]]], dtype=float) for c in used]
+    tables = [np.array([[c[2], c[3] - c[2]], [c[0], c[1] - c[0]]], dtype=float) for c in counts.values()
+              if c[1] and c[3]]
     informative = [t for t in tables if 0 < t[:, 0].sum() < t.sum()]   # a stratum all valid or all not: no variance
+    out["stratified_strata"] = len(informative)
+    out["stratified_samples"] = int(sum(t.sum() for t in informative))
     if informative:
         st = StratifiedTable(informative)
         p = float(st.test_null_odds(correction=False).pvalue)
@@ -196,9 +198,9 @@ def stratified_line(summary: dict) -> str:
         return ("within task kind and root bug kind (Cochran-Mantel-Haenszel): – (no stratum with responses in "
                 "both thirds and some variance)")
     verdict = "no significant change" if p >= 0.05 else ("a significant rise" if excess > 0 else "a significant fall")
-    return (f"within task kind and root bug kind (Cochran-Mantel-Haenszel over "
-            f"{sum(1 for c in summary['strata'].values() if c[1] and c[3])} strata, "
-            f"{summary['stratified_samples']} responses): odds ratio last/first third "
+    return (f"within task kind and root bug kind (Cochran-Mantel-Haenszel over {summary['stratified_strata']} "
+            f"strata with responses in both thirds and some variance, {summary['stratified_samples']} responses): "
+            f"odds ratio last/first third "
             f"{'–' if odds is None else f'{odds:.2f}'}, {excess:+.1f} valid vs equal rates, p = {p:.3g}: {verdict}")
 
 

@@ -159,6 +159,19 @@ def test_a_shift_to_easier_tasks_is_a_rise_only_without_strata():
     assert s["stratified_excess_valid"] == pytest.approx(0.0, abs=1e-12) and s["stratified_samples"] == 64
 
 
+def test_strata_without_variance_are_left_out_of_the_test_and_the_counts():
+    """Run J's case: header tasks never solved (0/20, 0/8) carry nothing; file_name 11/12 -> 12/24 is the test."""
+    from acelib.trainer.summary import stratified_headline
+    rows = [_grow(1, [("h1", "debug", 20, 0), ("f1", "debug", 12, 11)]), _grow(2, []),
+            _grow(3, [("h1-c", "debug", 8, 0), ("f1-c", "debug", 24, 12)])]
+    s = stratified_headline(rows, PARENTS, SEEDS)
+    assert (s["stratified_strata"], s["stratified_samples"]) == (1, 36) and s["stratified_excess_valid"] < 0
+    a, n2, c, n1 = 12, 24, 11, 12
+    big, m = n1 + n2, a + c
+    stat = (a - n2 * m / big) ** 2 / (n1 * n2 * m * (big - m) / (big ** 2 * (big - 1)))
+    assert s["p_value_stratified"] == pytest.approx(math.erfc(math.sqrt(stat / 2)), rel=1e-9)
+
+
 def test_cochran_mantel_haenszel_by_hand():
     from acelib.trainer.summary import report, stratified_headline
     first = [("h1-c", "debug", 8, 1), ("b1", "improve", 4, 1), ("d0-c", "debug", 4, 0)]
@@ -168,7 +181,7 @@ def test_cochran_mantel_haenszel_by_hand():
     # debug/file_name appears only in the last third, debug/draft root only in the first, draft tasks never count
     assert s["strata"] == {"debug/header": [1, 8, 5, 8], "improve/baseline": [1, 4, 3, 4],
                            "debug/draft root": [0, 4, 0, 0], "debug/file_name": [0, 0, 4, 4]}
-    assert s["stratified_samples"] == 24
+    assert (s["stratified_strata"], s["stratified_samples"]) == (2, 24)
     # per stratum: a = valid in the last third, E[a] = n_last * valid / N, Var = n_last n_first valid invalid /
     # (N^2 (N - 1)); statistic = (sum(a - E))^2 / sum(Var), chi-squared with 1 degree of freedom
     tables = [(5, 8, 1, 8), (3, 4, 1, 4)]     # (valid last, n last, valid first, n first)
@@ -183,7 +196,7 @@ def test_cochran_mantel_haenszel_by_hand():
     mh = (5 * 7 / 16 + 3 * 3 / 8) / (3 * 1 / 16 + 1 * 1 / 8)   # sum(a d / N) / sum(b c / N)
     assert s["odds_ratio_stratified"] == pytest.approx(mh)
     line = report({**headline([{"step": i} for i in range(1, 4)]), **s, "run_dir": "/r", "mlflow_run_id": "x"})
-    assert "Cochran-Mantel-Haenszel over 2 strata, 24 responses" in line and f"p = {s['p_value_stratified']:.3g}" in line
+    assert "Cochran-Mantel-Haenszel over 2 strata with responses in both thirds and some variance, 24 responses" in line and f"p = {s['p_value_stratified']:.3g}" in line
 
 
 def test_runs_without_group_records_have_no_stratified_test():
