@@ -3,7 +3,8 @@ that phase boundary of that learner step (1-based), as a user's kill would. Unse
 nothing. Boundaries, in the order a step passes them:
 
     after_admit       tasks acquired from the curriculum, rollouts not yet started
-    mid_rollout       the first group collected after the previous step committed, others still running
+    mid_rollout       the first group collected after the previous step committed, others still running (in
+                      async mode all of a step's groups may be in before that commit: the boundary is then not passed)
     mid_learn         the learner step submitted, not finished
     after_checkpoint  learner checkpoint and buffer copy written, `done` marker not yet
     after_done        the step committed (done marker, run.json)
