@@ -77,7 +77,6 @@ class BatchedGenerator:
                 self._serve(self._gather())
         if request.error is not None:
             raise request.error
-        assert request.result is not None
         return request.result, request.engine_s
 
     def _gather(self) -> list[_Request]:
@@ -98,10 +97,14 @@ class BatchedGenerator:
                 calls.append([r])
             else:
                 same.append(r)
-        for call in calls:
-            self._call(call, retry_alone=len(call) > 1)
-        for r in batch:
-            r.done = True
+        try:
+            for call in calls:
+                self._call(call, retry_alone=len(call) > 1)
+        finally:   # whatever happened, no request of this batch is left for a later leader (it is no longer queued)
+            for r in batch:
+                if r.result is None and r.error is None:
+                    r.error = RuntimeError("the batched generation call ended before serving this request")
+                r.done = True
 
     def _call(self, requests: list[_Request], retry_alone: bool) -> None:
         self.engine_calls += 1
@@ -109,6 +112,8 @@ class BatchedGenerator:
         t0 = time.perf_counter()
         try:
             out = self.engine.generate([r.messages for r in requests], requests[0].sampling, n=requests[0].n)
+            if len(out) != len(requests):
+                raise RuntimeError(f"the engine returned {len(out)} results for {len(requests)} prompts")
         except Exception as e:
             if not retry_alone:
                 requests[0].error = e
@@ -118,5 +123,5 @@ class BatchedGenerator:
                 self._call([r], retry_alone=False)
             return
         share = (time.perf_counter() - t0) / len(requests)
-        for r, samples in zip(requests, out, strict=True):
+        for r, samples in zip(requests, out):
             r.result, r.engine_s = samples, share

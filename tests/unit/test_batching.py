@@ -128,3 +128,13 @@ def test_each_request_is_charged_its_share_of_the_engine_call():
     for t in threads:
         t.join(10)
     assert costs["a"] == costs["b"] and 0.2 <= costs["a"] < 0.4   # one 0.4 s call, shared by two requests
+
+
+def test_an_engine_that_returns_too_few_results_fails_each_request_cleanly():
+    class Short(RecordingEngine):
+        def generate(self, prompts, sampling, n=1):
+            return super().generate(prompts, sampling, n)[:-1]    # one result short (0 for a single prompt)
+
+    gen = BatchedGenerator(Short(), window_s=1.0, max_requests=2)
+    out = concurrently(gen, ["a", "b"])
+    assert all(isinstance(v, RuntimeError) and "0 results for 1 prompts" in str(v) for v in out.values())
