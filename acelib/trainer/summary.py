@@ -36,12 +36,24 @@ def _counts(rows: list[dict], kinds=("debug", "improve")) -> tuple[int, int]:
     return x, n
 
 
+def thirds(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The first and the last third of the steps (k = steps // 3 each; the middle is not compared)."""
+    k = len(rows) // 3
+    return (rows[:k], rows[len(rows) - k:]) if k else ([], [])
+
+
+def verdict(p: float | None, before: float, after: float) -> str:
+    if p is None or p >= 0.05:            # equal rates give p = 1
+        return "no significant change"
+    return "a significant rise" if after > before else "a significant fall"   # a collapse must read as one
+
+
 def headline(rows: list[dict]) -> dict:
     """First third vs last third of the steps: valid rate on debug + improve tasks, z-test p-value, per-type rates."""
     from statsmodels.stats.proportion import proportions_ztest
 
-    k = len(rows) // 3
-    first, last = rows[:k], rows[len(rows) - k:] if k else []
+    first, last = thirds(rows)
+    k = len(first)
     (x1, n1), (x2, n2) = _counts(first), _counts(last)
     out = {"steps": len(rows), "thirds_of": k,
            "valid_rate_first_third": x1 / n1 if n1 else None, "valid_rate_last_third": x2 / n2 if n2 else None,
@@ -79,20 +91,20 @@ def stratified_headline(rows: list[dict], parents: dict[str, str | None], seeds:
     """First third vs last third within strata of (task kind, root seed's mutation kind): the Cochran-Mantel-
     Haenszel test of a common odds ratio of 1 (no continuity correction) and the Mantel-Haenszel odds ratio
     (> 1: more valid responses in the last third). Strata seen in only one of the thirds carry no information and
-    are left out, and so are strata whose responses are all valid or all not (no variance);
-    `stratified_strata` / `stratified_samples` count the strata used and their responses. Needs the per-group records of the
-    metrics rows ("groups"); runs without them get None."""
+    are left out, and so are strata whose responses are all valid or all not (no variance); `stratified_strata` /
+    `stratified_samples` count the strata used and their responses. Needs the per-group records of the metrics rows
+    ("groups"); runs without them get None."""
     import numpy as np
     from statsmodels.stats.contingency_tables import StratifiedTable
 
     out = {"p_value_stratified": None, "odds_ratio_stratified": None, "stratified_excess_valid": None,
            "stratified_strata": 0, "stratified_samples": None, "strata": {}}
-    k = len(rows) // 3
-    if not k or not all("groups" in r for r in rows):
+    first, last = thirds(rows)
+    if not first or not all("groups" in r for r in rows):
         return out
     root_of = roots(parents)
     counts: dict[str, list[int]] = {}     # stratum → [valid first, n first, valid last, n last]
-    for third, part in ((0, rows[:k]), (2, rows[len(rows) - k:])):
+    for third, part in ((0, first), (2, last)):
         for g in (g for r in part for g in r["groups"]):
             if g["step_type"] not in ("debug", "improve"):
                 continue
@@ -155,10 +167,6 @@ def report(summary: dict) -> str:
     """The closing lines a person reads."""
     def pct(x):
         return "–" if x is None else f"{100 * x:.0f}%"
-    def verdict(p, before, after):
-        if p is None or p >= 0.05:            # equal rates give p = 1
-            return "no significant change"
-        return "a significant rise" if after > before else "a significant fall"   # a collapse must read as one
     p = summary.get("p_value")
     pp = summary.get("probe_p_value")
     probe = [] if summary.get("probe_valid_rate_before") is None else [
@@ -197,11 +205,11 @@ def stratified_line(summary: dict) -> str:
     if p is None:
         return ("within task kind and root bug kind (Cochran-Mantel-Haenszel): – (no stratum with responses in "
                 "both thirds and some variance)")
-    verdict = "no significant change" if p >= 0.05 else ("a significant rise" if excess > 0 else "a significant fall")
     return (f"within task kind and root bug kind (Cochran-Mantel-Haenszel over {summary['stratified_strata']} "
             f"strata with responses in both thirds and some variance, {summary['stratified_samples']} responses): "
             f"odds ratio last/first third "
-            f"{'–' if odds is None else f'{odds:.2f}'}, {excess:+.1f} valid vs equal rates, p = {p:.3g}: {verdict}")
+            f"{'–' if odds is None else f'{odds:.2f}'}, {excess:+.1f} valid vs equal rates, p = {p:.3g}: "
+            f"{verdict(p, 0.0, excess)}")
 
 
 def probe_before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:

@@ -196,7 +196,8 @@ def test_cochran_mantel_haenszel_by_hand():
     mh = (5 * 7 / 16 + 3 * 3 / 8) / (3 * 1 / 16 + 1 * 1 / 8)   # sum(a d / N) / sum(b c / N)
     assert s["odds_ratio_stratified"] == pytest.approx(mh)
     line = report({**headline([{"step": i} for i in range(1, 4)]), **s, "run_dir": "/r", "mlflow_run_id": "x"})
-    assert "Cochran-Mantel-Haenszel over 2 strata with responses in both thirds and some variance, 24 responses" in line and f"p = {s['p_value_stratified']:.3g}" in line
+    assert "Cochran-Mantel-Haenszel over 2 strata with responses in both thirds and some variance, 24 responses" in line
+    assert f"p = {s['p_value_stratified']:.3g}" in line
 
 
 def test_runs_without_group_records_have_no_stratified_test():
