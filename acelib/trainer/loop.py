@@ -79,27 +79,24 @@ def seed_draw(cfg: TrainConfig) -> dict:
                 improve=cfg.seeds.improve, seed=cfg.seed)
 
 
-def seed_states(cfg: TrainConfig, competition_ids: list[str]) -> list:
-    """The buffer's seed tasks (acelib.agent.seeds): compact baselines (improve) and train-split mutations of them
-    (debug), each really run in the sandbox with the run's own agent and sandbox settings (cached after the first
-    build). The no_buffer ablation keeps them: its task set is the initial one, never grown by the policy."""
-    if not cfg.seeds.enabled:
-        return []
-    from acelib.agent.seeds import seed_states as build
-    return build(competition_ids, **seed_draw(cfg), config=cfg.agent, limits=cfg.sandbox,
-                 workers=cfg.resources.sandbox_workers)
+def seed_tasks(cfg: TrainConfig, competition_ids: list[str]) -> tuple[list, dict[str, dict]]:
+    """The buffer's seed tasks (acelib.agent.seeds) and what each one is.
 
-
-def seed_kinds(cfg: TrainConfig, competition_ids: list[str]) -> dict[str, dict]:
-    """The run's seed tasks by state id: competition, step type and mutation kind (what `seeds.json` in the run
-    directory holds; the run summary stratifies its headline by the kind of each task's root seed)."""
+    states: compact baselines (improve) and train-split mutations of them (debug), each really run in the sandbox
+    with the run's own agent and sandbox settings (cached after the first build). The no_buffer ablation keeps them:
+    its task set is the initial one, never grown by the policy.
+    kinds: state id → competition, step type and mutation kind (what `seeds.json` in the run directory holds; the
+    run summary stratifies its headline by the kind of each task's root seed)."""
     if not cfg.seeds.enabled:
-        return {}
-    from acelib.agent.seeds import seed_jobs
+        return [], {}
+    from acelib.agent.seeds import run_seed_jobs, seed_jobs
     from acelib.agent.state import state_id
-    return {state_id(j.competition_id, j.code): {"competition_id": j.competition_id, "kind": j.kind,
-                                                 "step_type": "improve" if j.valid else "debug"}
-            for j in seed_jobs(competition_ids, **seed_draw(cfg))}
+
+    jobs = seed_jobs(competition_ids, **seed_draw(cfg))
+    states = run_seed_jobs(jobs, config=cfg.agent, limits=cfg.sandbox, workers=cfg.resources.sandbox_workers)
+    kinds = {state_id(j.competition_id, j.code): {"competition_id": j.competition_id, "kind": j.kind,
+                                                  "step_type": "improve" if j.valid else "debug"} for j in jobs}
+    return states, kinds
 
 
 PROBE_SEED_OFFSET = 104_729   # probe draws differ from the RL seeds (offset 0) and the warm start's examples
@@ -377,10 +374,11 @@ class Orchestrator:
         # differently per worker and per resume (a resumed run must not replay the sampling noise of its start).
         sampling = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                   max_new_tokens=cfg.max_new_tokens)
-        self.run_dir.write_seeds(seed_kinds(cfg, list(competitions)))
+        roots, root_kinds = seed_tasks(cfg, list(competitions))
+        self.run_dir.write_seeds(root_kinds)
         self.cur = ray.remote(num_cpus=0, scheduling_strategy=here)(Curriculum).remote(
             str(self.run_dir.buffer_path), comps.buffer, comps.sampler, list(competitions),
-            seed_states(cfg, list(competitions)), batch_size=cfg.tasks_per_step, seed=cfg.seed,
+            roots, batch_size=cfg.tasks_per_step, seed=cfg.seed,
             std_scaling=comps.grpo.std_scaling, reward_bounds=comps.agent.reward.bounds)
         self.probe_states, self.probe_kinds = probe_tasks(cfg, list(competitions))
         if self.probe_states and cfg.probe.cache and cfg.warm_start.enabled:
@@ -612,7 +610,9 @@ class Orchestrator:
             self.pending_sync.update({self._sync(w, weights): i
                                       for i, w in enumerate(self.workers)})
         checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+        checkpoint_s = 0.0
         if checkpoint:
+            t0 = time.perf_counter()
             cdir = run.checkpoint_dir(self.step)
             cdir.mkdir(parents=True, exist_ok=True)
             try:
@@ -620,10 +620,12 @@ class Orchestrator:
                 ray.get(self.cur.checkpoint.remote(str(cdir / "buffer.sqlite")))
             except Exception as e:   # e.g. a full disk: torch's own message ("unexpected pos ...") does not say so
                 raise RuntimeError(run.checkpoint_failed(self.step, e)) from e
+            checkpoint_s = time.perf_counter() - t0
             faults.maybe_kill("after_checkpoint", self.step)
         now = time.perf_counter()
         row = {"train/step": self.step, "train/policy_version": self.policy_version, "time/learner_s": learner_s,
-               "time/weight_sync_s": self.last_sync_s, "time/step_s": now - self.times["step"],
+               "time/weight_sync_s": self.last_sync_s, "time/checkpoint_s": checkpoint_s,
+               "time/step_s": now - self.times["step"],
                "rollout/lost_groups": float(self.lost_groups),
                **group_metrics(self.batch, self.trained_from),
                **{f"learner/{k}": v for k, v in lmetrics.items() if isinstance(v, (int, float))},

@@ -22,6 +22,7 @@ valid_rate_last_third, p_value, run_dir, mlflow_run_id, ...) that scripts can re
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -230,26 +231,30 @@ def probe_before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 120
                              ("response", row["texts"][i][:max_chars]))}} for i in order[:pairs]]
 
 
-def buffer_parents(db_path: str | Path) -> dict[str, str | None]:
-    """{task id: parent id} of every task the run's buffer ever held (evicted ones included), {} without one."""
+@contextlib.contextmanager
+def _buffer_db(path: Path):
+    """The run's buffer database, read-only (the run may still be writing it), closed on exit."""
     import sqlite3
 
-    if not Path(db_path).is_file():
-        return {}
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return dict(db.execute("SELECT id, parent_id FROM items").fetchall())
+        yield db
     finally:
         db.close()
+
+
+def buffer_parents(db_path: str | Path) -> dict[str, str | None]:
+    """{task id: parent id} of every task the run's buffer ever held (evicted ones included), {} without one."""
+    if not Path(db_path).is_file():
+        return {}
+    with _buffer_db(Path(db_path)) as db:
+        return dict(db.execute("SELECT id, parent_id FROM items").fetchall())
 
 
 def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:
     """What changed, on the same task: for the tasks whose children (the policy's attempts) span the most policy
     versions, the earliest and the latest attempt (code, outcome), read from the run's buffer database."""
-    import sqlite3
-
-    db = sqlite3.connect(f"file:{Path(run_dir) / 'buffer.sqlite'}?mode=ro", uri=True)
-    try:
+    with _buffer_db(Path(run_dir) / "buffer.sqlite") as db:
         rows = db.execute("SELECT parent_id, policy_version, valid, state FROM items WHERE parent_id IS NOT NULL "
                           "ORDER BY parent_id, policy_version, created_seq").fetchall()
         by_parent: dict[str, list] = {}
@@ -266,8 +271,6 @@ def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> 
                            for k, v in (("policy_version", version), ("valid", valid),
                                         ("code", st["code"][:max_chars]), ("verdict", st["validity_message"]))}})
         return out
-    finally:
-        db.close()
 
 
 def main(argv: list[str]) -> None:
