@@ -16,6 +16,7 @@ Two measurements, each with a two-sided two-proportion z-test (statsmodels):
   before RL and after the last step (and every `probe.every` steps): the learning curve proper.
 
     python -m acelib.trainer.summary [outputs/last_run.json | <run dir>]   # what `make train` ends with
+    python -m acelib.trainer.summary --pool <run dir> <run dir> ...        # several seeds, one test each
 
 prints a short human summary, then, as its LAST line, one JSON object (steps, valid_rate_first_third,
 valid_rate_last_third, p_value, run_dir, mlflow_run_id, ...) that scripts can read.
@@ -88,23 +89,15 @@ def roots(parents: dict[str, str | None]) -> dict[str, str]:
     return out
 
 
-def stratified_headline(rows: list[dict], parents: dict[str, str | None], seeds: dict[str, dict]) -> dict:
-    """First third vs last third within strata of (task kind, root seed's mutation kind): the Cochran-Mantel-
-    Haenszel test of a common odds ratio of 1 (no continuity correction) and the Mantel-Haenszel odds ratio
-    (> 1: more valid responses in the last third). Strata seen in only one of the thirds carry no information and
-    are left out, and so are strata whose responses are all valid or all not (no variance); `stratified_strata` /
-    `stratified_samples` count the strata used and their responses. Needs the per-group records of the metrics rows
-    ("groups"); runs without them get None."""
-    import numpy as np
-    from statsmodels.stats.contingency_tables import StratifiedTable
-
-    out = {"p_value_stratified": None, "odds_ratio_stratified": None, "stratified_excess_valid": None,
-           "stratified_strata": 0, "stratified_samples": None, "strata": {}}
+def strata_counts(rows: list[dict], parents: dict[str, str | None], seeds: dict[str, dict]) -> dict | None:
+    """{stratum: [valid first third, responses first third, valid last third, responses last third]} with strata
+    "<task kind>/<root seed's mutation kind>" over debug and improve tasks (valid = valid and changed); None for a
+    run without per-group records ("groups" in its metrics rows)."""
     first, last = thirds(rows)
     if not first or not all("groups" in r for r in rows):
-        return out
+        return None
     root_of = roots(parents)
-    counts: dict[str, list[int]] = {}     # stratum → [valid first, n first, valid last, n last]
+    counts: dict[str, list[int]] = {}
     for third, part in ((0, first), (2, last)):
         for g in (g for r in part for g in r["groups"]):
             if g["step_type"] not in ("debug", "improve"):
@@ -114,24 +107,47 @@ def stratified_headline(rows: list[dict], parents: dict[str, str | None], seeds:
             c = counts.setdefault(stratum, [0, 0, 0, 0])
             c[third] += g["valid_changed"]
             c[third + 1] += g["samples"]
-    out["strata"] = counts
-    # rows: last third, first third; columns: valid, not valid
+    return counts
+
+
+def cmh(counts: dict[str, list[int]]) -> dict:
+    """Cochran-Mantel-Haenszel test (no continuity correction) of "same rate before and after" over strata
+    {name: [valid before, n before, valid after, n after]}, and the Mantel-Haenszel odds ratio (> 1: more valid
+    after). Strata without responses on both sides or without variance (all valid or all not) carry no
+    information and are left out; `strata` / `samples` count the ones used. `excess_valid`: valid responses after
+    minus their expectation under equal rates, summed over the strata (the direction, defined even when the odds
+    ratio is not). p, odds ratio and excess are None without an informative stratum."""
+    import numpy as np
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    # rows: after, before; columns: valid, not valid
     tables = [np.array([[c[2], c[3] - c[2]], [c[0], c[1] - c[0]]], dtype=float) for c in counts.values()
               if c[1] and c[3]]
-    informative = [t for t in tables if 0 < t[:, 0].sum() < t.sum()]   # a stratum all valid or all not: no variance
-    out["stratified_strata"] = len(informative)
-    out["stratified_samples"] = int(sum(t.sum() for t in informative))
+    informative = [t for t in tables if 0 < t[:, 0].sum() < t.sum()]
+    out = {"p_value": None, "odds_ratio": None, "excess_valid": None, "strata": len(informative),
+           "samples": int(sum(t.sum() for t in informative))}
     if informative:
         st = StratifiedTable(informative)
-        p = float(st.test_null_odds(correction=False).pvalue)
-        odds = float(st.oddsratio_pooled)
-        out["p_value_stratified"] = p if np.isfinite(p) else None
-        out["odds_ratio_stratified"] = odds if np.isfinite(odds) else None     # None: no valid in one third
-        # the direction, defined even when the odds ratio is not: valid responses of the last third minus their
-        # expectation under "same rate in both thirds", summed over the strata
-        out["stratified_excess_valid"] = float(sum(t[0, 0] - t[0].sum() * t[:, 0].sum() / t.sum()
-                                                   for t in informative))
+        p, odds = float(st.test_null_odds(correction=False).pvalue), float(st.oddsratio_pooled)
+        out["p_value"] = p if np.isfinite(p) else None
+        out["odds_ratio"] = odds if np.isfinite(odds) else None     # None: no valid response on one side
+        out["excess_valid"] = float(sum(t[0, 0] - t[0].sum() * t[:, 0].sum() / t.sum() for t in informative))
     return out
+
+
+def stratified_headline(rows: list[dict], parents: dict[str, str | None], seeds: dict[str, dict]) -> dict:
+    """First third vs last third within strata of (task kind, root seed's mutation kind): `cmh` over
+    `strata_counts`. Strata seen in only one of the thirds, and strata whose responses are all valid or all not,
+    are left out; `stratified_strata` / `stratified_samples` count the strata used and their responses. Runs
+    without per-group records get None."""
+    counts = strata_counts(rows, parents, seeds)
+    if counts is None:
+        return {"p_value_stratified": None, "odds_ratio_stratified": None, "stratified_excess_valid": None,
+                "stratified_strata": 0, "stratified_samples": None, "strata": {}}
+    t = cmh(counts)
+    return {"p_value_stratified": t["p_value"], "odds_ratio_stratified": t["odds_ratio"],
+            "stratified_excess_valid": t["excess_valid"], "stratified_strata": t["strata"],
+            "stratified_samples": t["samples"], "strata": counts}
 
 
 def probe_headline(probes: list[dict]) -> dict:
@@ -273,6 +289,69 @@ def before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> 
         return out
 
 
+def pooled_summary(run_dirs: list[str | Path]) -> dict:
+    """Several runs of one recipe (e.g. seeds 0, 1, 2) in one test each, every stratum kept per run, so that no
+    run's mix of tasks or starting policy is compared with another's:
+
+    - rollouts: first third vs last third, strata = (run, task kind, root bug kind) (`strata_counts`);
+    - probe: before RL vs after the last step, strata = (run, bug kind). Each probe is a fresh sample of responses
+      to the same tasks; like the run's own probe test, this treats the two sides as independent samples.
+
+    `cmh` gives each test; `*_first`/`*_last` (rollouts) and `*_before`/`*_after` (probe) are the pooled valid
+    counts and responses. Runs without group records (older runs) or without a probe before RL add nothing to that
+    test and are listed under `rollouts_missing` / `probe_missing`."""
+    from acelib.trainer.run_dir import RunDir
+
+    rollouts: dict[str, list[int]] = {}
+    probe: dict[str, list[int]] = {}
+    out: dict = {"runs": [], "rollouts_missing": [], "probe_missing": []}
+    for d in run_dirs:
+        run = RunDir(d)
+        if not run.metrics_path.is_file():
+            raise FileNotFoundError(f"{d} is not a run directory (no metrics.jsonl): pass outputs/runs/<run> "
+                                    f"directories of finished or running runs")
+        name = run.path.name
+        out["runs"].append(str(run.path))
+        counts = strata_counts(run.metrics(), buffer_parents(run.buffer_path), run.seeds())
+        if counts is None:
+            out["rollouts_missing"].append(name)
+        rollouts.update({f"{name}/{k}": v for k, v in (counts or {}).items()})
+        probes = sorted(run.probes(), key=lambda r: r["step"])
+        if len(probes) < 2 or probes[0]["step"] != 0:
+            out["probe_missing"].append(name)
+            continue
+        before, after = probes[0]["by_kind"], probes[-1]["by_kind"]
+        probe.update({f"{name}/{k}": [*before[k], *after.get(k, (0, 0))] for k in before})
+    for test, counts, (a, b) in (("rollouts", rollouts, ("first", "last")), ("probe", probe, ("before", "after"))):
+        out.update({f"{test}_{k}": v for k, v in cmh(counts).items()})
+        for i, side in ((0, a), (2, b)):
+            out[f"{test}_valid_{side}"] = sum(c[i] for c in counts.values())
+            out[f"{test}_samples_{side}"] = sum(c[i + 1] for c in counts.values())
+        out[f"{test}_counts"] = counts
+    return out
+
+
+def pooled_report(pooled: dict) -> str:
+    """The lines a person reads for `pooled_summary`."""
+    def line(test, what, a, b, strata):
+        xa, na, xb, nb = (pooled[f"{test}_{k}_{side}"] for side in (a, b) for k in ("valid", "samples"))
+        p, odds, excess = (pooled[f"{test}_{k}"] for k in ("p_value", "odds_ratio", "excess_valid"))
+        rates = f"{xa}/{na} → {xb}/{nb} valid"
+        if p is None:
+            return f"{what}: {rates}; within {strata}: – (no stratum on both sides with some variance)"
+        return (f"{what}: {rates}; within {strata} (Cochran-Mantel-Haenszel over {pooled[f'{test}_strata']} strata, "
+                f"{pooled[f'{test}_samples']} responses): odds ratio {'–' if odds is None else f'{odds:.2f}'}, "
+                f"{excess:+.1f} valid vs equal rates, p = {p:.3g}: {verdict(p, 0.0, excess)}")
+    lines = [f"{len(pooled['runs'])} runs: " + ", ".join(Path(r).name for r in pooled["runs"]),
+             line("rollouts", "rollouts, first third → last third", "first", "last", "run × task kind × root bug kind"),
+             line("probe", "probe, before RL → after the last step", "before", "after", "run × bug kind")]
+    for test in ("rollouts", "probe"):
+        if pooled[f"{test}_missing"]:
+            lines.append(f"not in the {test} test (no {'group records' if test == 'rollouts' else 'probe before RL'}): "
+                         + ", ".join(pooled[f"{test}_missing"]))
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     """`python -m acelib.trainer.summary [--json] [outputs/last_run.json | run directory]`: the closing report and,
     as the last line, the summary as one JSON object (`--json`: only that line)."""
@@ -280,7 +359,15 @@ def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m acelib.trainer.summary", description="a run's closing summary")
     ap.add_argument("path", nargs="?", default="outputs/last_run.json", help="last_run.json or a run directory")
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
+    ap.add_argument("--pool", nargs="+", metavar="RUN_DIR",
+                    help="pool several runs (e.g. seeds) into one stratified test each (`pooled_summary`)")
     args = ap.parse_args(argv)
+    if args.pool:
+        pooled = pooled_summary(args.pool)
+        if not args.json:
+            print(pooled_report(pooled))
+        print(json.dumps(pooled))
+        return
     path = Path(args.path)
     if path.is_dir():
         info = json.loads((path / "run.json").read_text())

@@ -204,3 +204,40 @@ def test_runs_without_group_records_have_no_stratified_test():
     from acelib.trainer.summary import stratified_headline
     s = stratified_headline([{"step": i, "samples/debug": 8} for i in range(1, 7)], PARENTS, SEEDS)
     assert s["p_value_stratified"] is None and s["strata"] == {}
+
+
+# ---- several runs pooled (`--pool`): one test each, strata kept per run
+def _run(path, rows, seeds, probes=()):
+    path.mkdir()
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (path / "seeds.json").write_text(json.dumps(seeds))
+    (path / "probe.jsonl").write_text("".join(json.dumps(p) + "\n" for p in probes))
+    return path
+
+
+def test_pooled_runs_keep_their_strata_apart_and_the_probe_test_by_hand(tmp_path, capsys):
+    from acelib.trainer.summary import pooled_summary
+    seeds = {"h1": {"kind": "header"}, "h2": {"kind": "header"}}
+    # run a solves header tasks 1 in 8 in both thirds, run b 3 in 4: no change within either run. Merged by
+    # stratum name the first third would be 19/32 and the last 9/32, a fall that neither run shows.
+    a = _run(tmp_path / "a", [_grow(1, [("h1", "debug", 8, 1)]), _grow(2, []), _grow(3, [("h2", "debug", 24, 3)])],
+             seeds, [_probe(0, 2, 8, {"header": [2, 8]}), _probe(3, 6, 8, {"header": [6, 8]})])
+    b = _run(tmp_path / "b", [_grow(1, [("h1", "debug", 24, 18)]), _grow(2, []), _grow(3, [("h2", "debug", 8, 6)])],
+             seeds, [_probe(0, 4, 8, {"file_name": [4, 8]}), _probe(3, 4, 8, {"file_name": [4, 8]})])
+    old = _run(tmp_path / "old", [{"step": s, "samples/debug": 8} for s in (1, 2, 3)], {})   # no groups, no probe
+    p = pooled_summary([a, b, old])
+    assert p["rollouts_counts"] == {"a/debug/header": [1, 8, 3, 24], "b/debug/header": [18, 24, 6, 8]}
+    assert (p["rollouts_valid_first"], p["rollouts_samples_first"], p["rollouts_valid_last"]) == (19, 32, 9)
+    assert p["rollouts_p_value"] == pytest.approx(1.0) and p["rollouts_excess_valid"] == pytest.approx(0.0, abs=1e-12)
+    assert p["rollouts_missing"] == ["old"] and p["probe_missing"] == ["old"]
+    # probe: a 2/8 -> 6/8 (E[after] = 4, Var = 8*8*8*8 / (16^2 * 15)), b 4/8 -> 4/8 (E = 4, same Var)
+    var = 8 * 8 * 8 * 8 / (16 ** 2 * 15)
+    stat = (6 - 4 + 4 - 4) ** 2 / (2 * var)
+    assert p["probe_p_value"] == pytest.approx(math.erfc(math.sqrt(stat / 2)), rel=1e-9)
+    assert (p["probe_valid_before"], p["probe_valid_after"], p["probe_strata"]) == (6, 10, 2)
+    main(["--pool", str(a), str(b)])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0] == "2 runs: a, b" and "probe, before RL → after the last step: 6/16 → 10/16 valid" in out[2]
+    assert json.loads(out[-1])["probe_p_value"] == pytest.approx(p["probe_p_value"])
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        pooled_summary([tmp_path])
