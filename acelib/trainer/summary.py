@@ -299,12 +299,15 @@ def pooled_summary(run_dirs: list[str | Path]) -> dict:
 
     `cmh` gives each test; `*_first`/`*_last` (rollouts) and `*_before`/`*_after` (probe) are the pooled valid
     counts and responses. Runs without group records (older runs) or without a probe before RL add nothing to that
-    test and are listed under `rollouts_missing` / `probe_missing`."""
+    test and are listed under `rollouts_missing` / `probe_missing`. Runs whose probe before RL is one and the same
+    sample (the second took it from `probe.cache`) are listed in pairs under `probe_shared_before`: their strata are
+    not independent, so pool one run per warm start for the probe test."""
     from acelib.trainer.run_dir import RunDir
 
     rollouts: dict[str, list[int]] = {}
     probe: dict[str, list[int]] = {}
-    out: dict = {"runs": [], "rollouts_missing": [], "probe_missing": []}
+    out: dict = {"runs": [], "rollouts_missing": [], "probe_missing": [], "probe_shared_before": []}
+    seen_before: dict[str, str] = {}
     for d in run_dirs:
         run = RunDir(d)
         if not run.metrics_path.is_file():
@@ -320,6 +323,12 @@ def pooled_summary(run_dirs: list[str | Path]) -> dict:
         if len(probes) < 2 or probes[0]["step"] != 0:
             out["probe_missing"].append(name)
             continue
+        # a cached probe before RL (`probe.cache`: same warm start, same tasks) is the same sample in every run
+        # that hit the cache; pooled, it would be counted once per run
+        fingerprint = json.dumps([probes[0].get(k) for k in ("tasks", "outcomes", "texts", "valid")])
+        if fingerprint in seen_before:
+            out["probe_shared_before"].append([seen_before[fingerprint], name])
+        seen_before.setdefault(fingerprint, name)
         before, after = probes[0]["by_kind"], probes[-1]["by_kind"]
         probe.update({f"{name}/{k}": [*before[k], *after.get(k, (0, 0))] for k in before})
     for test, counts, (a, b) in (("rollouts", rollouts, ("first", "last")), ("probe", probe, ("before", "after"))):
@@ -349,6 +358,9 @@ def pooled_report(pooled: dict) -> str:
         if pooled[f"{test}_missing"]:
             lines.append(f"not in the {test} test (no {'group records' if test == 'rollouts' else 'probe before RL'}): "
                          + ", ".join(pooled[f"{test}_missing"]))
+    for first, again in pooled["probe_shared_before"]:
+        lines.append(f"warning: {again} reused the probe before RL of {first} (probe cache): one sample counted twice "
+                     f"in the probe test; pool one run per warm start")
     return "\n".join(lines)
 
 

@@ -239,5 +239,9 @@ def test_pooled_runs_keep_their_strata_apart_and_the_probe_test_by_hand(tmp_path
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0] == "2 runs: a, b" and "probe, before RL → after the last step: 6/16 → 10/16 valid" in out[2]
     assert json.loads(out[-1])["probe_p_value"] == pytest.approx(p["probe_p_value"])
+    assert p["probe_shared_before"] == []
+    rerun = _run(tmp_path / "rerun", [], seeds, [{**_probe(0, 2, 8, {"header": [2, 8]}), "cached": True},
+                                                 _probe(3, 5, 8, {"header": [5, 8]})])
+    assert pooled_summary([a, b, rerun])["probe_shared_before"] == [["a", "rerun"]]   # a's before, from the cache
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         pooled_summary([tmp_path])
