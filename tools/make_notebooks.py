@@ -276,6 +276,16 @@ rate depends on which tasks each sampler chose.
 from acelib.trainer.experiments import ablation_plot
 display(Image(filename=str(ablation_plot(df, ROOT / "outputs" / "ablations.png"))))
 """),
+        md("""
+Each mode's seeds in one test (Cochran-Mantel-Haenszel, every stratum kept per run: the rollouts' first vs last third
+within task and root bug kind, the probe before vs after RL within bug kind; docs/trainer.md, "Several seeds, one
+test"):
+"""),
+        code("""
+from acelib.trainer.summary import pooled_report, pooled_summary
+for mode, runs in df.groupby("sampling", sort=False)["run_dir"]:
+    print(f"--- {mode}\n" + pooled_report(pooled_summary(list(runs.unique()))))
+"""),
     ],
     "analysis.ipynb": [
         md("# Analysis: compare runs from MLflow"),

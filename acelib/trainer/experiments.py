@@ -41,13 +41,14 @@ def run_ablations(cfg: TrainConfig, modes=("lp", "uniform", "no_buffer"), seeds=
 
     The parent's description names its children's modes, and, once they finished, each mode's headline (valid rate
     on debug + improve tasks in the first and last third of the steps; with a probe, the fixed probe tasks before RL
-    and after the last step). The DataFrame has one row per step and run, plus one row per probe (column
+    and after the last step) and each mode's seeds pooled into one stratified test (`summary.pooled_summary`). The DataFrame has one row per step and run, plus one row per probe (column
     `probe/valid_rate`, step = learner steps done when probed)."""
     import mlflow
     import pandas as pd
 
     from acelib import tracking
     from acelib.trainer.loop import train
+    from acelib.trainer.summary import pooled_summary
 
     fields = {"model": cfg.model, "modes": ", ".join(modes), "seeds": ", ".join(map(str, seeds)), "steps": cfg.steps,
               "mode": cfg.mode}
@@ -58,13 +59,14 @@ def run_ablations(cfg: TrainConfig, modes=("lp", "uniform", "no_buffer"), seeds=
     tracking.set_description(tracking.describe("Ablation of task sampling (nested runs: one per mode and seed)",
                                                fields))
     mlflow.end_run()
-    frames, headline = [], {}
+    frames, headline, run_dirs = [], {}, {m: [] for m in modes}
     for seed in seeds:
         for mode in modes:
             child = dataclasses.replace(cfg, sampling=mode, seed=seed, parent_run_id=parent_id,
                                         run_name=f"{cfg.model}-{mode}-s{seed}", resume="")
             res = train(child, progress=progress)
             frames.append(run_frame(res.run_dir, mode, seed, res.mlflow_run_id))
+            run_dirs[mode].append(res.run_dir)
             for third in ("first", "last"):
                 v = res.summary.get(f"valid_rate_{third}_third")
                 headline[f"{mode} s{seed}: valid rate, {third} third"] = math.nan if v is None else v
@@ -72,6 +74,13 @@ def run_ablations(cfg: TrainConfig, modes=("lp", "uniform", "no_buffer"), seeds=
                 v = res.summary.get(f"probe_valid_rate_{when}")
                 if v is not None:
                     headline[f"{mode} s{seed}: probe valid rate, {when} RL"] = v
+    # each mode's seeds in one stratified test (strata kept per run: summary.pooled_summary)
+    for mode, dirs in run_dirs.items():
+        pooled = pooled_summary(dirs)
+        for test in ("rollouts", "probe"):
+            v = pooled[f"{test}_p_value"]
+            headline[f"{mode}, {len(dirs)} seed(s) pooled: {test} p (CMH), excess valid"] = (
+                "n/a" if v is None else f"{v:.3g}, {pooled[f'{test}_excess_valid']:+.1f}")
     tracking.set_description(tracking.describe("Ablation of task sampling (nested runs: one per mode and seed)",
                                                fields, headline), run_id=parent_id, tracking_uri=cfg.tracking_uri)
     return parent_id, pd.concat(frames, ignore_index=True)
@@ -87,7 +96,7 @@ def run_frame(run_dir: str | Path, sampling: str, seed: int, run_id: str = ""):
     probes = pd.DataFrame([{"step": p["step"], "probe/valid_rate": p["valid_rate"]} for p in run.probes()],
                           columns=["step", "probe/valid_rate"])
     df = pd.concat([pd.DataFrame(run.metrics()), probes], ignore_index=True)
-    df["sampling"], df["seed"], df["run_id"] = sampling, seed, run_id
+    df["sampling"], df["seed"], df["run_id"], df["run_dir"] = sampling, seed, run_id, str(run.path)
     return df
 
 

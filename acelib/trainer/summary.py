@@ -351,7 +351,8 @@ def pooled_report(pooled: dict) -> str:
         return (f"{what}: {rates}; within {strata} (Cochran-Mantel-Haenszel over {pooled[f'{test}_strata']} strata, "
                 f"{pooled[f'{test}_samples']} responses): odds ratio {'–' if odds is None else f'{odds:.2f}'}, "
                 f"{excess:+.1f} valid vs equal rates, p = {p:.3g}: {verdict(p, 0.0, excess)}")
-    lines = [f"{len(pooled['runs'])} runs: " + ", ".join(Path(r).name for r in pooled["runs"]),
+    n = len(pooled["runs"])
+    lines = [f"{n} run{'' if n == 1 else 's'}: " + ", ".join(Path(r).name for r in pooled["runs"]),
              line("rollouts", "rollouts, first third → last third", "first", "last", "run × task kind × root bug kind"),
              line("probe", "probe, before RL → after the last step", "before", "after", "run × bug kind")]
     for test in ("rollouts", "probe"):

@@ -230,3 +230,4 @@ def test_eval_ablations_analysis_notebooks_run_tiny(tracking, tmp_path):
     assert sorted(children["tags.acelib.sampling"]) == ["lp", "no_buffer", "uniform"]
     note = parents["tags.mlflow.note.content"].iloc[0]   # the parent's description names its children's modes
     assert "lp, uniform, no_buffer" in note and "uniform s0: valid rate, last third" in note
+    assert "no_buffer, 1 seed(s) pooled: probe p (CMH), excess valid" in note
