@@ -215,6 +215,10 @@ def report(summary: dict) -> str:
          if summary.get("registered_model") else []))
 
 
+def _strata(n: int) -> str:
+    return f"{n} stratum" if n == 1 else f"{n} strata"
+
+
 def stratified_line(summary: dict) -> str:
     """The headline within strata of task kind and root bug kind (what the curriculum's shifts cannot move)."""
     p, odds, excess = (summary.get(k) for k in ("p_value_stratified", "odds_ratio_stratified",
@@ -222,8 +226,8 @@ def stratified_line(summary: dict) -> str:
     if p is None:
         return ("within task kind and root bug kind (Cochran-Mantel-Haenszel): – (no stratum with responses in "
                 "both thirds and some variance)")
-    return (f"within task kind and root bug kind (Cochran-Mantel-Haenszel over {summary['stratified_strata']} "
-            f"strata with responses in both thirds and some variance, {summary['stratified_samples']} responses): "
+    return (f"within task kind and root bug kind (Cochran-Mantel-Haenszel over {_strata(summary['stratified_strata'])} "
+            f"with responses in both thirds and some variance, {summary['stratified_samples']} responses): "
             f"odds ratio last/first third "
             f"{'–' if odds is None else f'{odds:.2f}'}, {excess:+.1f} valid vs equal rates, p = {p:.3g}: "
             f"{verdict(p, 0.0, excess)}")
@@ -348,7 +352,7 @@ def pooled_report(pooled: dict) -> str:
         rates = f"{xa}/{na} → {xb}/{nb} valid"
         if p is None:
             return f"{what}: {rates}; within {strata}: – (no stratum on both sides with some variance)"
-        return (f"{what}: {rates}; within {strata} (Cochran-Mantel-Haenszel over {pooled[f'{test}_strata']} strata, "
+        return (f"{what}: {rates}; within {strata} (Cochran-Mantel-Haenszel over {_strata(pooled[f'{test}_strata'])}, "
                 f"{pooled[f'{test}_samples']} responses): odds ratio {'–' if odds is None else f'{odds:.2f}'}, "
                 f"{excess:+.1f} valid vs equal rates, p = {p:.3g}: {verdict(p, 0.0, excess)}")
     n = len(pooled["runs"])
