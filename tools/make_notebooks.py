@@ -284,7 +284,8 @@ test"):
         code("""
 from acelib.trainer.summary import pooled_report, pooled_summary
 for mode, runs in df.groupby("sampling", sort=False)["run_dir"]:
-    print(f"--- {mode}\n" + pooled_report(pooled_summary(list(runs.unique()))))
+    print(f"--- {mode}")
+    print(pooled_report(pooled_summary(list(runs.unique()))))
 """),
     ],
     "analysis.ipynb": [
