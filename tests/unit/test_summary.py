@@ -245,3 +245,17 @@ def test_pooled_runs_keep_their_strata_apart_and_the_probe_test_by_hand(tmp_path
     assert pooled_summary([a, b, rerun])["probe_shared_before"] == [["a", "rerun"]]   # a's before, from the cache
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         pooled_summary([tmp_path])
+
+
+def test_a_significant_change_without_a_policy_update_is_named_the_task_mix():
+    """Run 3 of 2026-12-07 (seed 1): every group had zero variance, so the policy never changed, yet its rollouts
+    fell 50% -> 0% (LP moved from tasks it always solves to ones it never does)."""
+    rows = [_row(s, 8, v) for s, v in zip(range(1, 7), (8, 8, 4, 4, 0, 0))]
+    for r in rows:
+        r["groups/zero_variance_share"] = 1.0
+    h = headline(rows)
+    assert h["updates"] == 0 and h["p_value"] < 0.05
+    text = report({**h, "run_dir": "/r", "mlflow_run_id": "x"})
+    assert "a significant fall" in text and "no policy update in this run" in text
+    rows[2]["groups/zero_variance_share"] = 0.0                      # one update: the report makes no such claim
+    assert "no policy update" not in report({**headline(rows), "run_dir": "/r", "mlflow_run_id": "x"})
