@@ -41,8 +41,9 @@ def run_ablations(cfg: TrainConfig, modes=("lp", "uniform", "no_buffer"), seeds=
 
     The parent's description names its children's modes, and, once they finished, each mode's headline (valid rate
     on debug + improve tasks in the first and last third of the steps; with a probe, the fixed probe tasks before RL
-    and after the last step) and each mode's seeds pooled into one stratified test (`summary.pooled_summary`). The DataFrame has one row per step and run, plus one row per probe (column
-    `probe/valid_rate`, step = learner steps done when probed)."""
+    and after the last step) and each mode's seeds pooled into one stratified test (`summary.pooled_summary`).
+    The DataFrame has one row per step and run, plus one row per probe (column `probe/valid_rate`, step = learner
+    steps done when probed)."""
     import mlflow
     import pandas as pd
 

@@ -218,7 +218,7 @@ def report(summary: dict) -> str:
 def _no_update_caveat(summary: dict) -> list[str]:
     """A run whose policy never changed cannot have learned: a significant change between its thirds is the
     curriculum's choice of tasks (measured: a seed-1 run with 0 updates fell from 50% to 0%, stratified p = 0.001)."""
-    significant = [k for k in ("p_value", "p_value_stratified") if (summary.get(k) or 1.0) < 0.05]
+    significant = [k for k in ("p_value", "p_value_stratified") if summary.get(k) is not None and summary[k] < 0.05]
     if summary.get("updates") != 0 or not significant:
         return []
     return ["no policy update in this run: the last third was answered by the same policy as the first, so the "
@@ -227,6 +227,12 @@ def _no_update_caveat(summary: dict) -> list[str]:
 
 def _strata(n: int) -> str:
     return f"{n} stratum" if n == 1 else f"{n} strata"
+
+
+def _cmh_result(odds: float | None, excess: float, p: float) -> str:
+    """The end of a CMH line (the run's and the pooled report's): odds ratio, direction, p, verdict."""
+    return (f"{'–' if odds is None else f'{odds:.2f}'}, {excess:+.1f} valid vs equal rates, p = {p:.3g}: "
+            f"{verdict(p, 0.0, excess)}")
 
 
 def stratified_line(summary: dict) -> str:
@@ -239,9 +245,7 @@ def stratified_line(summary: dict) -> str:
                 "both thirds and some variance)")
     return (f"within task kind and root bug kind (Cochran-Mantel-Haenszel over {_strata(summary['stratified_strata'])} "
             f"with responses in both thirds and some variance, {summary['stratified_samples']} responses): "
-            f"odds ratio last/first third "
-            f"{'–' if odds is None else f'{odds:.2f}'}, {excess:+.1f} valid vs equal rates, p = {p:.3g}: "
-            f"{verdict(p, 0.0, excess)}")
+            f"odds ratio last/first third {_cmh_result(odds, excess, p)}")
 
 
 def probe_before_after(run_dir: str | Path, pairs: int = 2, max_chars: int = 1200) -> list[dict]:
@@ -364,11 +368,11 @@ def pooled_report(pooled: dict) -> str:
         if p is None:
             return f"{what}: {rates}; within {strata}: – (no stratum on both sides with some variance)"
         return (f"{what}: {rates}; within {strata} (Cochran-Mantel-Haenszel over {_strata(pooled[f'{test}_strata'])}, "
-                f"{pooled[f'{test}_samples']} responses): odds ratio {'–' if odds is None else f'{odds:.2f}'}, "
-                f"{excess:+.1f} valid vs equal rates, p = {p:.3g}: {verdict(p, 0.0, excess)}")
+                f"{pooled[f'{test}_samples']} responses): odds ratio {_cmh_result(odds, excess, p)}")
     n = len(pooled["runs"])
     lines = [f"{n} run{'' if n == 1 else 's'}: " + ", ".join(Path(r).name for r in pooled["runs"]),
-             line("rollouts", "rollouts, first third → last third", "first", "last", "run × task kind × root bug kind"),
+             line("rollouts", "rollouts, first third → last third", "first", "last",
+                  "run × task kind × root bug kind"),
              line("probe", "probe, before RL → after the last step", "before", "after", "run × bug kind")]
     for test in ("rollouts", "probe"):
         if pooled[f"{test}_missing"]:
